@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs what `make test` and `make dev` need on a fresh Debian machine:
+# PostgreSQL 15's server (Debian package), uv (from PyPI), the locked Python
+# dependencies. Safe to run again: it only installs what is missing.
+set -euo pipefail
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@";
+  elif command -v sudo >/dev/null 2>&1; then sudo "$@";
+  else echo "need root to run: $*" >&2; exit 1; fi
+}
+
+apt_install() {
+  say "installing $* (apt)"
+  if [ -z "${APT_UPDATED:-}" ]; then as_root apt-get update -qq; APT_UPDATED=1; fi
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# PostgreSQL server binaries; Debian's package also creates the `postgres`
+# user that runs the private cluster when we are root.
+if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then
+  if apt-cache show postgresql-15 >/dev/null 2>&1 || { as_root apt-get update -qq && APT_UPDATED=1 && apt-cache show postgresql-15 >/dev/null 2>&1; }; then
+    apt_install postgresql-15
+  else
+    apt_install postgresql
+  fi
+  # The package starts a system-wide cluster we do not use.
+  as_root service postgresql stop >/dev/null 2>&1 || true
+fi
+
+if [ "$(id -u)" -eq 0 ] && ! id postgres >/dev/null 2>&1; then
+  echo "the postgres system user is missing: reinstall postgresql-15" >&2; exit 1
+fi
+
+export PATH="$HOME/.local/bin:$PATH"
+if ! command -v uv >/dev/null 2>&1; then
+  if ! python3 -m pip --version >/dev/null 2>&1; then apt_install python3-pip; fi
+  say "installing uv (pip)"
+  python3 -m pip install --quiet --user uv 2>/dev/null \
+    || python3 -m pip install --quiet --user --break-system-packages uv
+fi
+
+say "syncing Python dependencies (uv)"
+uv sync --frozen --quiet

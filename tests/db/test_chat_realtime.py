@@ -1,0 +1,84 @@
+"""Broadcast from the database and Realtime Authorization on chat:<thread_id>."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+import pytest
+
+from tests.support.database import User, acting_as, create_user, rpc
+
+pytestmark = pytest.mark.db
+
+
+@pytest.fixture
+def pair(admin: psycopg.Connection[Any], api: psycopg.Connection[Any]) -> tuple[User, User, str]:
+    amy, bob = create_user(admin, "amy"), create_user(admin, "bob")
+    thread = rpc(api, amy.claims(), "ensure_chat_thread", _other_mongo_id="bob")
+    return amy, bob, str(thread["thread_id"])
+
+
+def test_a_new_message_is_broadcast_on_its_thread_topic(
+    admin: psycopg.Connection[Any], api: psycopg.Connection[Any], pair: tuple[User, User, str]
+) -> None:
+    amy, _, thread_id = pair
+    row = rpc(api, amy.claims(), "insert_chat_message", _thread_id=thread_id, _body="hello")
+
+    broadcast = admin.execute(
+        "select topic, event, extension, private, payload from realtime.messages"
+    ).fetchall()
+    assert len(broadcast) == 1
+    topic, event, extension, private, payload = broadcast[0]
+    assert (topic, event, extension, private) == (f"chat:{thread_id}", "INSERT", "broadcast", True)
+    assert payload["operation"] == "INSERT"
+    assert (payload["schema"], payload["table"]) == ("public", "chat_messages")
+    assert payload["old_record"] is None
+    assert payload["record"]["id"] == row["id"]
+    assert payload["record"]["body"] == "hello"
+
+
+def _can_join(
+    api: psycopg.Connection[Any], admin: psycopg.Connection[Any], claims: dict[str, Any], topic: str
+) -> bool:
+    """Realtime's read check: a row on the topic, then a select as the user."""
+    admin.execute(
+        "insert into realtime.messages (topic, extension, event, payload) values (%s, 'broadcast', 'probe', '{}')",
+        (topic,),
+    )
+    with acting_as(api, claims, topic=topic) as cur:
+        rows = cur.execute(
+            "select 1 from realtime.messages where topic = realtime.topic() and extension = 'broadcast'"
+        ).fetchall()
+    admin.execute("delete from realtime.messages where event = 'probe'")
+    return len(rows) > 0
+
+
+def _can_send(api: psycopg.Connection[Any], claims: dict[str, Any], topic: str) -> bool:
+    """Realtime's write check: an insert as the user, rolled back."""
+    try:
+        with acting_as(api, claims, topic=topic) as cur:
+            cur.execute(
+                "insert into realtime.messages (topic, extension, event, payload)"
+                " values (realtime.topic(), 'broadcast', 'typing', '{}')"
+            )
+    except psycopg.errors.InsufficientPrivilege:
+        return False
+    return True
+
+
+def test_only_participants_join_and_send_on_the_thread_channel(
+    admin: psycopg.Connection[Any], api: psycopg.Connection[Any], pair: tuple[User, User, str]
+) -> None:
+    amy, bob, thread_id = pair
+    eve = create_user(admin, "eve")
+    topic = f"chat:{thread_id}"
+
+    assert _can_join(api, admin, amy.claims(), topic)
+    assert _can_join(api, admin, bob.claims(), topic)
+    assert not _can_join(api, admin, eve.claims(), topic)
+    assert _can_send(api, amy.claims(), topic)
+    assert not _can_send(api, eve.claims(), topic)
+    # A participant of one thread gets nothing on a made-up topic
+    assert not _can_join(api, admin, amy.claims(), "chat:amy__eve")
+    assert not _can_send(api, amy.claims(), "room:anything")

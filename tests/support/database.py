@@ -1,0 +1,87 @@
+"""Helpers for tests that talk to the real database as PostgREST would."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+
+@dataclass(frozen=True)
+class User:
+    id: uuid.UUID
+    email: str
+    mongo_id: str | None
+
+    def claims(self) -> dict[str, Any]:
+        return {
+            "sub": str(self.id),
+            "role": "authenticated",
+            "aud": "authenticated",
+            "email": self.email,
+            "app_metadata": {"mongo_user_id": self.mongo_id} if self.mongo_id else {},
+        }
+
+
+def create_user(
+    conn: psycopg.Connection[Any], mongo_id: str | None, *, email: str | None = None
+) -> User:
+    """Inserts an auth user as GoTrue would, with the mongo link in app_metadata."""
+    user_id = uuid.uuid4()
+    email = email or f"{user_id.hex[:8]}@example.test"
+    app_meta = {"provider": "email", "mongo_user_id": mongo_id} if mongo_id else {}
+    conn.execute(
+        "insert into auth.users (id, email, raw_app_meta_data) values (%s, %s, %s)",
+        (user_id, email, json.dumps(app_meta)),
+    )
+    return User(user_id, email, mongo_id)
+
+
+@contextmanager
+def acting_as(
+    conn: psycopg.Connection[Any],
+    claims: dict[str, Any] | None,
+    *,
+    role: str | None = None,
+    topic: str | None = None,
+) -> Iterator[psycopg.Cursor[dict[str, Any]]]:
+    """A transaction under `role` with `request.jwt.claims`, as PostgREST runs one.
+
+    Rolled back at the end, so a refused statement leaves nothing behind.
+    """
+    role = role or (claims or {}).get("role", "anon")
+    with conn.transaction(force_rollback=True), conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            "select set_config('role', %s, true), set_config('request.jwt.claims', %s, true),"
+            " set_config('realtime.topic', %s, true)",
+            (role, json.dumps(claims or {"role": role}), topic or ""),
+        )
+        yield cur
+
+
+def rpc(
+    conn: psycopg.Connection[Any],
+    claims: dict[str, Any] | None,
+    function: str,
+    **args: Any,
+) -> Any:
+    """Calls public.<function>(name => value, ...) as the caller and commits."""
+    role = (claims or {}).get("role", "anon")
+    named = ", ".join(f"{name} => %({name})s" for name in args)
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(
+            "select set_config('role', %s, true), set_config('request.jwt.claims', %s, true)",
+            (role, json.dumps(claims or {"role": role})),
+        )
+        cur.execute(f"select to_jsonb(r) from public.{function}({named}) r", args)  # noqa: S608
+        row = cur.fetchone()
+        return row[0] if row else None
+
+
+SERVICE_CLAIMS: dict[str, Any] = {"role": "service_role"}

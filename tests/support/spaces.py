@@ -1,0 +1,104 @@
+"""A small world of beings for tests: a space, its people and its bots."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from tests.support.database import User, create_user
+
+
+def add_being(
+    conn: psycopg.Connection[Any],
+    being_id: str,
+    *,
+    type_: str,
+    location: str | None = None,
+    owner: str | None = None,
+    user: User | None = None,
+    bot_model: str | None = None,
+    bot_prompt: str | None = None,
+    name: str | None = None,
+) -> str:
+    conn.execute(
+        "insert into public.beings (id, name, type, location_id, owner_id, auth_user_id, bot_model, bot_prompt)"
+        " values (%s, %s, %s, %s, %s, %s, %s, %s)",
+        (
+            being_id,
+            name or being_id.lstrip("@"),
+            type_,
+            location,
+            owner,
+            user.id if user else None,
+            bot_model,
+            bot_prompt,
+        ),
+    )
+    return being_id
+
+
+def say(
+    conn: psycopg.Connection[Any], speaker: str, space: str, text: str, *, type_: str = "utterance"
+) -> str:
+    intention_id = f"/msg-{uuid.uuid4().hex[:12]}"
+    conn.execute(
+        "insert into public.intentions (id, name, type, owner_id, location_id, state, content)"
+        " values (%s, %s, %s, %s, %s, 'complete', %s)",
+        (
+            intention_id,
+            f"Message from {speaker}",
+            type_,
+            speaker,
+            space,
+            json.dumps({"text": text}),
+        ),
+    )
+    return intention_id
+
+
+@dataclass(frozen=True)
+class World:
+    """@owner owns #lounge; @guest is located in it; bots @echo and @sage too;
+    @stranger is elsewhere, in #attic."""
+
+    owner: User
+    guest: User
+    stranger: User
+    space: str = "#lounge"
+
+
+def make_world(conn: psycopg.Connection[Any]) -> World:
+    owner = create_user(conn, "owner-mongo")
+    guest = create_user(conn, "guest-mongo")
+    stranger = create_user(conn, "stranger-mongo")
+    add_being(conn, "@owner", type_="user", user=owner)
+    add_being(conn, "#lounge", type_="space", owner="@owner")
+    add_being(conn, "#attic", type_="space")
+    conn.execute("update public.beings set location_id = '#lounge' where id = '@owner'")
+    add_being(conn, "@guest", type_="user", user=guest, location="#lounge")
+    add_being(conn, "@stranger", type_="user", user=stranger, location="#attic")
+    add_being(
+        conn,
+        "@echo",
+        type_="bot",
+        location="#lounge",
+        owner="@owner",
+        bot_model="openai/gpt-4o-mini",
+        bot_prompt="You echo.",
+    )
+    add_being(
+        conn,
+        "@sage",
+        type_="bot",
+        location="#lounge",
+        owner="@owner",
+        bot_model="anthropic/claude-3.5-haiku",
+        bot_prompt="You are wise.",
+    )
+    add_being(conn, "@hermit", type_="bot", location="#attic", bot_model="m", bot_prompt="p")
+    conn.execute("select public.set_bot_llm_api_key('@sage', 'sk-sage-secret')")
+    return World(owner, guest, stranger)
