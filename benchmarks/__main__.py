@@ -1,0 +1,22 @@
+"""`make bench`: runs every benchmark and prints one table."""
+
+from __future__ import annotations
+
+import sys
+
+from benchmarks import chat_db
+from benchmarks.report import Row, print_table
+
+BENCHMARKS = [chat_db.run]
+
+
+def main() -> int:
+    rows: list[Row] = []
+    for bench in BENCHMARKS:
+        rows.extend(bench())
+    print_table(rows)
+    return 0 if all(r.met is not False for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
