@@ -1,0 +1,29 @@
+"""chat-message: POST /chat/messages, posts a message as the caller."""
+
+from __future__ import annotations
+
+from fastapi import Response
+
+from shared import container
+from shared.chat.models import Message, PostMessageRequest
+from shared.chat.service import post_message
+from shared.http.app import create_app, lambda_handler
+from shared.http.deps import CurrentUser, DatabaseDep
+
+container.settings()  # fail at cold start, naming any bad setting
+
+app = create_app("chat-message", methods="POST")
+
+
+@app.post("/chat/messages", response_model=Message, status_code=201)
+def post(
+    body: PostMessageRequest, caller: CurrentUser, db: DatabaseDep, response: Response
+) -> Message:
+    """Stores the message: 201, or 200 with the first row when client_id was seen."""
+    stored = post_message(db, caller, body)
+    if stored.replayed:
+        response.status_code = 200
+    return stored.message
+
+
+handler = lambda_handler(app)

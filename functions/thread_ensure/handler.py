@@ -1,0 +1,22 @@
+"""thread-ensure: POST /chat/threads/ensure, creates or returns the 1:1 thread."""
+
+from __future__ import annotations
+
+from shared import container
+from shared.chat.models import EnsureThreadRequest, Thread
+from shared.chat.service import ensure_thread
+from shared.http.app import create_app, lambda_handler
+from shared.http.deps import CurrentUser, DatabaseDep
+
+container.settings()  # fail at cold start, naming any bad setting
+
+app = create_app("thread-ensure", methods="POST")
+
+
+@app.post("/chat/threads/ensure", response_model=Thread)
+def ensure(body: EnsureThreadRequest, caller: CurrentUser, db: DatabaseDep) -> Thread:
+    """The caller's thread with another user: the same one on every call."""
+    return ensure_thread(db, caller, body)
+
+
+handler = lambda_handler(app)

@@ -1,0 +1,67 @@
+"""The project's signing keys, fetched once per container and refetched, at
+most every `min_refetch_seconds`, when a token names a key we do not know."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import httpx
+from jwt import PyJWK
+from jwt.exceptions import PyJWKError
+
+from shared.errors import ServiceUnavailable
+
+
+class JwksCache:
+    def __init__(
+        self,
+        url: str,
+        http: httpx.Client,
+        *,
+        min_refetch_seconds: float = 30.0,
+        clock: Any = time.monotonic,
+    ) -> None:
+        self._url = url
+        self._http = http
+        self._min_refetch = min_refetch_seconds
+        self._clock = clock
+        self._keys: dict[str, PyJWK] = {}
+        self._fetched_at: float | None = None
+        self._lock = threading.Lock()
+
+    def key(self, kid: str) -> PyJWK | None:
+        """The key with this id, refetching the set if allowed; None if unknown."""
+        known = self._keys.get(kid)
+        if known is not None:
+            return known
+        with self._lock:
+            if kid not in self._keys and self._may_refetch():
+                self._keys = self._fetch()
+            return self._keys.get(kid)
+
+    def _may_refetch(self) -> bool:
+        return self._fetched_at is None or self._clock() - self._fetched_at >= self._min_refetch
+
+    def _fetch(self) -> dict[str, PyJWK]:
+        self._fetched_at = self._clock()
+        try:
+            response = self._http.get(self._url)
+            response.raise_for_status()
+            document = response.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            # Keep what we had: a known key still verifies while auth is down.
+            self._fetched_at = None
+            if self._keys:
+                return self._keys
+            raise ServiceUnavailable("cannot fetch signing keys", code="auth_unavailable") from exc
+        keys: dict[str, PyJWK] = {}
+        for jwk in document.get("keys", []) if isinstance(document, dict) else []:
+            if not isinstance(jwk, dict) or not jwk.get("kid"):
+                continue
+            try:
+                keys[str(jwk["kid"])] = PyJWK(jwk)
+            except PyJWKError:
+                continue  # a key type we cannot use is simply not a candidate
+        return keys

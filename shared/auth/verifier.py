@@ -1,0 +1,71 @@
+"""Verifies Supabase access tokens locally: no call to Supabase per request.
+
+Asymmetric keys (ES256, RS256) come from the project's JWKS; the legacy
+HS256 secret is used only when configured. The algorithm must match the
+key's type, so `none` and HS/RS confusion are refused before any check.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import jwt
+from jwt.exceptions import InvalidTokenError
+
+from shared.auth.jwks import JwksCache
+from shared.auth.principal import Principal
+from shared.errors import Unauthorized
+
+ASYMMETRIC = {"ES256": "EC", "RS256": "RSA"}
+AUDIENCE = "authenticated"
+LEEWAY_SECONDS = 30
+
+
+class TokenVerifier:
+    def __init__(self, jwks: JwksCache, hs256_secret: str | None = None) -> None:
+        self._jwks = jwks
+        self._secret = hs256_secret
+
+    def verify(self, token: str) -> Principal:
+        claims = self.claims(token)
+        if claims.get("role") != "authenticated":
+            raise Unauthorized("token is not a signed-in user's", code="invalid_token")
+        try:
+            user_id = uuid.UUID(str(claims["sub"]))
+        except (KeyError, ValueError):
+            raise Unauthorized("token has no valid subject", code="invalid_token") from None
+        return Principal(user_id=user_id, role="authenticated", claims=claims, token=token)
+
+    def claims(self, token: str) -> dict[str, Any]:
+        """Signature, algorithm, exp and aud checked; the claims, or Unauthorized."""
+        try:
+            header = jwt.get_unverified_header(token)
+        except InvalidTokenError:
+            raise Unauthorized("malformed token", code="invalid_token") from None
+        alg = header.get("alg")
+        key: Any
+        if alg in ASYMMETRIC:
+            kid = header.get("kid")
+            jwk = self._jwks.key(str(kid)) if isinstance(kid, str) and kid else None
+            if jwk is None or jwk.key_type != ASYMMETRIC[alg]:
+                raise Unauthorized("token signed by an unknown key", code="invalid_token")
+            key = jwk.key
+        elif alg == "HS256" and self._secret:
+            key = self._secret
+        else:
+            raise Unauthorized("token algorithm not accepted", code="invalid_token")
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key,
+                algorithms=[alg],
+                audience=AUDIENCE,
+                leeway=LEEWAY_SECONDS,
+                options={"require": ["exp", "sub", "aud"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise Unauthorized("token has expired", code="token_expired") from None
+        except InvalidTokenError:
+            raise Unauthorized("invalid token", code="invalid_token") from None
+        return claims

@@ -1,0 +1,77 @@
+"""Settings are validated at cold start and the error names the setting."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.errors import ConfigurationError
+from shared.settings import load_settings
+
+pytestmark = pytest.mark.unit
+
+BASE = {"SUPABASE_URL": "https://abcdefgh.supabase.co/", "SUPABASE_ANON_KEY": "anon"}
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in (
+        "SUPABASE_URL",
+        "SUPABASE_ANON_KEY",
+        "SUPABASE_PUBLISHABLE_KEY",
+        "SUPABASE_SERVICE_ROLE_KEY",
+        "SUPABASE_SECRET_KEY",
+        "SUPABASE_JWT_SECRET",
+        "DATABASE_URL",
+        "ALLOWED_ORIGINS",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def test_minimal_settings_load(env: pytest.MonkeyPatch) -> None:
+    for k, v in BASE.items():
+        env.setenv(k, v)
+    env.setenv("ALLOWED_ORIGINS", " https://app.example.com, http://localhost:5173/ ,")
+    settings = load_settings()
+    assert settings.supabase_url == "https://abcdefgh.supabase.co"
+    assert settings.project_ref == "abcdefgh"
+    assert settings.allowed_origins == ("https://app.example.com", "http://localhost:5173")
+    assert settings.database_url is None
+
+
+def test_publishable_and_secret_key_names_are_accepted(env: pytest.MonkeyPatch) -> None:
+    env.setenv("SUPABASE_URL", "https://x.supabase.co")
+    env.setenv("SUPABASE_PUBLISHABLE_KEY", "sb_publishable_1")
+    env.setenv("SUPABASE_SECRET_KEY", "sb_secret_1")
+    settings = load_settings()
+    assert settings.supabase_anon_key.get_secret_value() == "sb_publishable_1"
+    assert settings.supabase_service_role_key is not None
+
+
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        ({"SUPABASE_URL": None}, "SUPABASE_URL"),
+        ({"SUPABASE_URL": "not a url"}, "SUPABASE_URL"),
+        ({"SUPABASE_ANON_KEY": None}, "SUPABASE_ANON_KEY"),
+        ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL"),
+        ({"ALLOWED_ORIGINS": "*"}, "ALLOWED_ORIGINS"),
+        ({"ALLOWED_ORIGINS": "https://app.example.com/path"}, "ALLOWED_ORIGINS"),
+    ],
+)
+def test_a_bad_setting_is_named(
+    env: pytest.MonkeyPatch, overrides: dict[str, str | None], named: str
+) -> None:
+    for k, v in {**BASE, **overrides}.items():
+        if v is not None:
+            env.setenv(k, v)
+    with pytest.raises(ConfigurationError) as failed:
+        load_settings()
+    assert named in str(failed.value)
+
+
+def test_secrets_do_not_show_in_repr(env: pytest.MonkeyPatch) -> None:
+    for k, v in BASE.items():
+        env.setenv(k, v)
+    env.setenv("SUPABASE_SERVICE_ROLE_KEY", "very-secret-service-key")
+    assert "very-secret-service-key" not in repr(load_settings())
