@@ -7,6 +7,8 @@ import os
 
 from aws_lambda_powertools.logging import Logger
 
+__all__ = ["Logger", "get_logger"]
+
 
 def get_logger(service: str) -> Logger:
     return Logger(service=service, level=os.environ.get("LOG_LEVEL", "INFO").upper())

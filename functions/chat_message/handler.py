@@ -16,7 +16,7 @@ app = create_app("chat-message", methods="POST")
 
 
 @app.post("/chat/messages", response_model=Message, status_code=201)
-def post(
+async def post(
     body: PostMessageRequest, caller: CurrentUser, db: DatabaseDep, response: Response
 ) -> Message:
     """Stores the message: 201, or 200 with the first row when client_id was seen."""

@@ -14,7 +14,7 @@ app = create_app("thread-ensure", methods="POST")
 
 
 @app.post("/chat/threads/ensure", response_model=Thread)
-def ensure(body: EnsureThreadRequest, caller: CurrentUser, db: DatabaseDep) -> Thread:
+async def ensure(body: EnsureThreadRequest, caller: CurrentUser, db: DatabaseDep) -> Thread:
     """The caller's thread with another user: the same one on every call."""
     return ensure_thread(db, caller, body)
 

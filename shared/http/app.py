@@ -1,5 +1,10 @@
 """One app factory for every HTTP function: FastAPI behind Mangum on Lambda.
 
+Routes and dependencies are `async def` and call the database inline: a
+Lambda container serves one request at a time, and FastAPI would otherwise
+hand every sync callable to a worker thread (Mangum starts a fresh event loop,
+so a fresh thread, per invocation).
+
 Every app gets the same error bodies, body guard, CORS from ALLOWED_ORIGINS,
 request ids in logs and responses, and its own OpenAPI document.
 """
@@ -7,30 +12,64 @@ request ids in logs and responses, and its own OpenAPI document.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from mangum import Mangum
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared import container
 from shared.http import errors
 from shared.http.cors import CorsMiddleware
 from shared.http.guard import BodyGuard
-from shared.logs import get_logger
+from shared.logs import Logger, get_logger
 
 LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 
-def _request_id(request: Request) -> str:
-    event = request.scope.get("aws.event") or {}
-    from_gateway = (event.get("requestContext") or {}).get("requestId")
-    from_header = request.headers.get("x-request-id", "")
+def _request_id(scope: Scope) -> str:
+    event: dict[str, Any] = scope.get("aws.event") or {}
+    from_gateway: Any = (event.get("requestContext") or {}).get("requestId")
     if isinstance(from_gateway, str) and from_gateway:
-        return from_gateway
+        return str(from_gateway)
+    raw: bytes = dict(scope["headers"]).get(b"x-request-id", b"")
+    from_header = raw.decode("latin-1")
     if from_header and len(from_header) <= 128 and from_header.isprintable():
         return from_header
     return str(uuid.uuid4())
+
+
+class RequestContext:
+    """Correlates log lines with the request id and returns it as x-request-id.
+    Pure ASGI: Starlette's BaseHTTPMiddleware costs a task and streams per request."""
+
+    def __init__(self, app: ASGIApp, logger: Logger) -> None:
+        self.app = app
+        self.logger = logger
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _request_id(scope)
+        self.logger.set_correlation_id(request_id)
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-request-id", request_id.encode("latin-1")),
+                ]
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+        self.logger.info(
+            "request", extra={"method": scope["method"], "path": scope["path"], "status": status}
+        )
 
 
 def create_app(service: str, *, methods: str = "GET, POST") -> FastAPI:
@@ -38,24 +77,11 @@ def create_app(service: str, *, methods: str = "GET, POST") -> FastAPI:
     app = FastAPI(title=service, docs_url=None, redoc_url=None, openapi_url="/openapi.json")
     errors.install(app)
 
-    @app.middleware("http")
-    async def request_context(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        request_id = _request_id(request)
-        logger.set_correlation_id(request_id)
-        response = await call_next(request)
-        response.headers["x-request-id"] = request_id
-        logger.info(
-            "request", extra={"method": request.method, "path": request.url.path,
-                              "status": response.status_code}
-        )  # fmt: skip
-        return response
-
     app.add_middleware(BodyGuard)
     app.add_middleware(
         CorsMiddleware, origins=lambda: container.settings().allowed_origins, methods=methods
     )
+    app.add_middleware(RequestContext, logger=logger)
     return app
 
 

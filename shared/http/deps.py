@@ -12,7 +12,7 @@ from shared.db.port import Database
 from shared.errors import Unauthorized
 
 
-def current_user(
+async def current_user(
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Principal:
     """The caller, from `Authorization: Bearer <Supabase access token>`."""
@@ -24,7 +24,7 @@ def current_user(
     return container.verifier().verify(token.strip())
 
 
-def database() -> Database:
+async def database() -> Database:
     return container.database()
 
 
