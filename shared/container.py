@@ -13,13 +13,21 @@ from typing import TYPE_CHECKING
 from shared.settings import Settings, load_settings
 
 if TYPE_CHECKING:
+    import httpx
+
     from shared.auth.verifier import TokenVerifier
+    from shared.bots.settings import BotTriggerSettings, BotWorkerSettings
     from shared.db.port import Database
+    from shared.queue import JobQueue
 
 _lock = threading.RLock()  # builders call settings() while holding it
 _settings: Settings | None = None
 _database: Database | None = None
 _verifier: TokenVerifier | None = None
+_bot_trigger_settings: BotTriggerSettings | None = None
+_bot_worker_settings: BotWorkerSettings | None = None
+_queue: JobQueue | None = None
+_llm_http: httpx.Client | None = None
 
 
 def settings() -> Settings:
@@ -47,6 +55,53 @@ def verifier() -> TokenVerifier:
             if _verifier is None:
                 _verifier = _build_verifier(settings())
     return _verifier
+
+
+def bot_trigger_settings() -> BotTriggerSettings:
+    global _bot_trigger_settings
+    if _bot_trigger_settings is None:
+        from shared.bots.settings import BotTriggerSettings
+        from shared.settings import load
+
+        _bot_trigger_settings = load(BotTriggerSettings)
+    return _bot_trigger_settings
+
+
+def bot_worker_settings() -> BotWorkerSettings:
+    global _bot_worker_settings
+    if _bot_worker_settings is None:
+        from shared.bots.settings import BotWorkerSettings
+        from shared.settings import load
+
+        _bot_worker_settings = load(BotWorkerSettings)
+    return _bot_worker_settings
+
+
+def queue() -> JobQueue:
+    global _queue
+    if _queue is None:
+        with _lock:
+            if _queue is None:
+                import boto3
+
+                from shared.queue import SqsQueue
+
+                _queue = SqsQueue(boto3.client("sqs"), bot_trigger_settings().bot_queue_url)
+    return _queue
+
+
+def llm_http() -> httpx.Client:
+    """One connection pool to the model provider per container."""
+    global _llm_http
+    if _llm_http is None:
+        with _lock:
+            if _llm_http is None:
+                import httpx
+
+                # Read timeout per chunk; the worker's deadline bounds the whole reply.
+                read = bot_worker_settings().llm_timeout_seconds
+                _llm_http = httpx.Client(timeout=httpx.Timeout(read, connect=5.0))
+    return _llm_http
 
 
 def _build_database(config: Settings) -> Database:
@@ -80,8 +135,12 @@ def _build_verifier(config: Settings) -> TokenVerifier:
 
 
 def reset() -> None:
-    global _settings, _database, _verifier
+    global _settings, _database, _verifier, _bot_trigger_settings, _bot_worker_settings
+    global _queue, _llm_http
     with _lock:
         if _database is not None:
             _database.close()
+        if _llm_http is not None:
+            _llm_http.close()
         _settings, _database, _verifier = None, None, None
+        _bot_trigger_settings, _bot_worker_settings, _queue, _llm_http = None, None, None, None

@@ -8,13 +8,15 @@ ALLOWED_ORIGINS (comma-separated exact origins).
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shared.errors import ConfigurationError
+
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 
 
 class Settings(BaseSettings):
@@ -83,21 +85,25 @@ class Settings(BaseSettings):
         return host.split(".")[0]
 
 
-def _env_name(field: str) -> str:
-    alias = Settings.model_fields[field].validation_alias
+def _env_name(cls: type[BaseSettings], field: str) -> str:
+    alias = cls.model_fields[field].validation_alias
     if isinstance(alias, AliasChoices):
         return " or ".join(str(choice) for choice in alias.choices)
     return str(alias or field.upper())
 
 
-def load_settings() -> Settings:
+def load(cls: type[SettingsT]) -> SettingsT:
     """Reads and validates the environment; the error names every bad setting."""
     try:
-        return Settings()
+        return cls()
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
             field = str(error["loc"][0]) if error["loc"] else "?"
-            name = _env_name(field) if field in Settings.model_fields else field
+            name = _env_name(cls, field) if field in cls.model_fields else field
             problems.append(f"{name}: {error['msg']}")
         raise ConfigurationError("invalid settings: " + "; ".join(problems)) from None
+
+
+def load_settings() -> Settings:
+    return load(Settings)

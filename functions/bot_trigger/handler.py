@@ -1,0 +1,51 @@
+"""bot-trigger: POST /webhooks/bot-trigger, the database webhook for new
+utterances. Validates and enqueues one job per bot; the slow part is the
+worker's (a webhook waits a second or two and pg_net never retries)."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+
+from shared import container
+from shared.bots.models import WebhookPayload
+from shared.bots.trigger import trigger
+from shared.errors import BadRequest, Unauthorized
+from shared.http.app import create_app, lambda_handler
+
+container.settings()  # fail at cold start, naming any bad setting
+container.bot_trigger_settings()
+
+app = create_app("bot-trigger", methods="POST")
+
+
+async def webhook_secret(request: Request) -> None:
+    """The shared secret, compared in constant time."""
+    config = container.bot_trigger_settings()
+    sent = request.headers.get(config.webhook_secret_header, "")
+    expected = config.webhook_secret.get_secret_value()
+    if not hmac.compare_digest(sent.encode(), expected.encode()):
+        raise Unauthorized("wrong or missing webhook secret", code="invalid_webhook_secret")
+
+
+@app.post("/webhooks/bot-trigger", status_code=202)
+async def bot_trigger(request: Request, _: Annotated[None, Depends(webhook_secret)]) -> Any:
+    """Queues one job per bot in the utterance's space: 202 {"queued": n}."""
+    try:
+        payload = WebhookPayload.model_validate_json(await request.body())
+    except ValidationError as exc:
+        fields = ", ".join(
+            sorted({".".join(str(p) for p in e["loc"]) or "body" for e in exc.errors()})
+        )
+        raise BadRequest(f"invalid webhook payload: {fields}", code="invalid_payload") from None
+    result = trigger(payload, container.database(), container.queue())
+    if result.ignored:
+        return JSONResponse({"ignored": result.ignored}, status_code=200)
+    return {"queued": result.queued}
+
+
+handler = lambda_handler(app)

@@ -1,0 +1,58 @@
+"""Settings of the bot pipeline's two functions."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+OPENROUTER = "https://openrouter.ai/api/v1"
+
+
+class BotTriggerSettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    webhook_secret: SecretStr = Field(validation_alias="WEBHOOK_SECRET")
+    webhook_secret_header: str = Field(
+        default="x-webhook-secret", validation_alias="WEBHOOK_SECRET_HEADER"
+    )
+    bot_queue_url: str = Field(validation_alias="BOT_QUEUE_URL")
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _strong(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters")
+        return value
+
+    @field_validator("webhook_secret_header")
+    @classmethod
+    def _header(cls, value: str) -> str:
+        return value.strip().lower()
+
+
+class BotWorkerSettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    openrouter_api_key: SecretStr | None = Field(
+        default=None, validation_alias="OPENROUTER_API_KEY"
+    )
+    llm_base_url: str = Field(default=OPENROUTER, validation_alias="LLM_BASE_URL")
+    llm_timeout_seconds: float = Field(default=60.0, gt=0, validation_alias="LLM_TIMEOUT_SECONDS")
+    # The queue's redrive maxReceiveCount: on that receive a failure is final.
+    bot_max_receives: int = Field(default=3, ge=1, validation_alias="BOT_MAX_RECEIVES")
+    bot_history: int = Field(default=10, ge=1, le=50, validation_alias="BOT_HISTORY")
+    stream_write_interval_seconds: float = Field(
+        default=0.25, ge=0, validation_alias="BOT_STREAM_WRITE_INTERVAL"
+    )
+
+    @field_validator("openrouter_api_key")
+    @classmethod
+    def _blank_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
+        return value if value is not None and value.get_secret_value().strip() else None
+
+    @field_validator("llm_base_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        return value.rstrip("/")

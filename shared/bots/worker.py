@@ -1,0 +1,142 @@
+"""The bot worker's domain: one job = one bot answering one utterance.
+
+The reply is written under an id derived from (bot, trigger), first as
+`active` with the text so far (at most every `interval` seconds), then
+`complete`; so a job delivered twice leaves one reply, and a finished reply
+is never redone. A provider failure that retrying may fix fails the job
+(the queue retries it); on the last receive, or for a failure retrying
+cannot fix, the space gets an `error` intention instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from shared.auth.principal import SERVICE
+from shared.bots.models import BotJob
+from shared.db.port import Database
+from shared.errors import NotFound
+from shared.llm.client import ChatMessage, ChatModel, LlmError
+
+logger = logging.getLogger(__name__)
+
+ModelFor = Callable[[str | None], ChatModel]
+"""The model client to use with a bot's own key (None: the default key)."""
+
+
+class RetryLater(Exception):
+    """The job failed in a way that retrying may fix: let the queue retry it."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str  # answered | already answered | skipped | failed
+    detail: str = ""
+
+
+def conversation(context: dict[str, Any]) -> list[ChatMessage]:
+    """The prompt as `system`, the bot's own lines as `assistant`, everyone
+    else's as `user` prefixed with the speaker's name."""
+    messages: list[ChatMessage] = []
+    prompt = context["bot"].get("prompt")
+    if prompt:
+        messages.append(ChatMessage("system", str(prompt)))
+    for line in context["messages"]:
+        if line["is_self"]:
+            messages.append(ChatMessage("assistant", str(line["text"])))
+        else:
+            messages.append(ChatMessage("user", f"{line['speaker_name']}: {line['text']}"))
+    return messages
+
+
+class ReplyWriter:
+    def __init__(
+        self,
+        db: Database,
+        job: BotJob,
+        interval: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._db = db
+        self._job = job
+        self._interval = interval
+        self._clock = clock
+        self._last_write: float | None = None
+        self.written = False
+
+    def _write(self, text: str, state: str, type_: str = "utterance") -> dict[str, Any]:
+        row: dict[str, Any] = self._db.call(
+            "write_bot_reply",
+            {"_bot_id": self._job.bot_id, "_trigger_id": self._job.trigger_id,
+             "_text": text, "_state": state, "_type": type_},
+            SERVICE,
+        )  # fmt: skip
+        return row
+
+    def progress(self, text: str) -> None:
+        now = self._clock()
+        if self._last_write is not None and now - self._last_write < self._interval:
+            return
+        self._last_write = now
+        self._write(text, "active")
+        self.written = True
+
+    def complete(self, text: str) -> None:
+        self._write(text, "complete")
+        self.written = True
+
+    def close_failed(self, text: str) -> None:
+        if self.written:
+            self._write(text, "failed")
+
+    def error_notice(self, message: str) -> None:
+        self._write(message, "failed", "error")
+
+
+def answer(
+    job: BotJob,
+    db: Database,
+    model_for: ModelFor,
+    *,
+    history: int,
+    interval: float,
+    final_attempt: bool,
+) -> Outcome:
+    try:
+        context = db.call(
+            "bot_context",
+            {"_bot_id": job.bot_id, "_trigger_id": job.trigger_id, "_limit": history},
+            SERVICE,
+        )
+    except NotFound as exc:
+        return Outcome("skipped", exc.code)  # the bot or the utterance is gone
+    bot = context["bot"]
+    reply = context.get("reply") or {}
+    if reply.get("state") == "complete":
+        return Outcome("already answered")
+    if not bot.get("in_space"):
+        return Outcome("skipped", "bot is no longer in the space")
+
+    writer = ReplyWriter(db, job, interval)
+    text = ""
+    try:
+        model = model_for(bot.get("llm_api_key"))
+        for delta in model.stream(str(bot["model"]), conversation(context)):
+            text += delta
+            writer.progress(text)
+    except LlmError as exc:
+        writer.close_failed(text)
+        logger.warning("bot %s: provider error (%s), retryable=%s", job.bot_id, exc, exc.retryable)
+        if exc.retryable and not final_attempt:
+            raise RetryLater(str(exc)) from exc
+        reason = f"status {exc.status}" if exc.status else "no answer in time"
+        writer.error_notice(
+            f"{bot['name']} could not answer: the model provider failed ({reason})."
+        )
+        return Outcome("failed", str(exc))
+    writer.complete(text)
+    return Outcome("answered")

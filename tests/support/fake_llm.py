@@ -1,0 +1,123 @@
+"""An OpenAI-compatible chat completions server on loopback that streams
+server-sent events, with scripted faults: each request takes the next step
+of the script (the last step repeats)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Step:
+    """One answer: a status, or a stream of tokens with optional pauses and faults."""
+
+    status: int = 200
+    tokens: list[str] = field(default_factory=list)
+    delay_between: float = 0.0
+    stall_seconds: float = 0.0  # before sending anything
+    malformed_at: int | None = None  # insert a broken event before this token
+    keepalives: bool = True
+    finish: bool = True
+    gate: threading.Event | None = None  # the stream waits here after the first token
+
+
+def reply(text: str, **kwargs: Any) -> Step:
+    words = text.split(" ")
+    return Step(tokens=[w if i == 0 else f" {w}" for i, w in enumerate(words)], **kwargs)
+
+
+@dataclass
+class FakeLlm:
+    script: list[Step] = field(default_factory=lambda: [reply("Hello from the model")])
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    url: str = ""
+
+    def next_step(self) -> Step:
+        return self.script.pop(0) if len(self.script) > 1 else self.script[0]
+
+
+def _chunk(content: str | None, finish: str | None = None) -> bytes:
+    delta = {"content": content} if content is not None else {}
+    body = {
+        "id": "gen-1",
+        "object": "chat.completion.chunk",
+        "model": "m",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+    return f"data: {json.dumps(body)}\n\n".encode()
+
+
+def _handler(fake: FakeLlm) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+            fake.requests.append(
+                {
+                    "path": self.path,
+                    "authorization": self.headers.get("Authorization"),
+                    "body": body,
+                }
+            )
+            step = fake.next_step()
+            if step.stall_seconds:
+                time.sleep(step.stall_seconds)
+            if step.status != 200:
+                data = json.dumps({"error": {"message": "fault", "code": step.status}}).encode()
+                self.send_response(step.status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            try:
+                if step.keepalives:
+                    self.wfile.write(b": OPENROUTER PROCESSING\n\n")
+                self.wfile.write(_chunk(""))  # role-only first chunk, as providers send
+                for i, token in enumerate(step.tokens):
+                    if step.malformed_at == i:
+                        self.wfile.write(b"data: {not json\n\n")
+                    self.wfile.write(_chunk(token))
+                    self.wfile.flush()
+                    if i == 0 and step.gate is not None:
+                        step.gate.wait(10)
+                    if step.delay_between:
+                        time.sleep(step.delay_between)
+                if step.finish:
+                    self.wfile.write(_chunk(None, "stop"))
+                    self.wfile.write(b"data: [DONE]\n\n")
+                self.wfile.flush()
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            self.close_connection = True
+
+    return Handler
+
+
+@contextmanager
+def running(fake: FakeLlm) -> Iterator[FakeLlm]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
+    server.daemon_threads = True
+    fake.url = f"http://127.0.0.1:{server.server_address[1]}/api/v1"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield fake
+    finally:
+        server.shutdown()
+        server.server_close()
