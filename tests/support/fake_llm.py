@@ -37,6 +37,7 @@ def reply(text: str, **kwargs: Any) -> Step:
 class FakeLlm:
     script: list[Step] = field(default_factory=lambda: [reply("Hello from the model")])
     requests: list[dict[str, Any]] = field(default_factory=list)
+    first_token_sent_at: list[float] = field(default_factory=list)  # time.perf_counter()
     url: str = ""
 
     def next_step(self) -> Step:
@@ -94,6 +95,8 @@ def _handler(fake: FakeLlm) -> type[BaseHTTPRequestHandler]:
                         self.wfile.write(b"data: {not json\n\n")
                     self.wfile.write(_chunk(token))
                     self.wfile.flush()
+                    if i == 0:
+                        fake.first_token_sent_at.append(time.perf_counter())
                     if i == 0 and step.gate is not None:
                         step.gate.wait(10)
                     if step.delay_between:
