@@ -47,7 +47,7 @@ class Counting:
     def close(self) -> None:
         self.db.close()
 
-    def send_message_batch(self, QueueUrl: str, Entries: Sequence[Any]) -> dict[str, Any]:
+    def send_message_batch(self, QueueUrl: str, Entries: Sequence[Any]) -> dict[str, Any]:  # noqa: ARG002
         """What boto3's SQS client would be called with, counted."""
         self.sends += 1
         assert len(Entries) <= 10
