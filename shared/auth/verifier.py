@@ -30,8 +30,10 @@ class TokenVerifier:
         self._jwks = jwks
         self._secret = hs256_secret
 
-    def verify(self, token: str) -> Principal:
-        claims = self.claims(token)
+    def verify(self, token: str, *, verify_exp: bool = True) -> Principal:
+        """A signed-in user's principal; with verify_exp=False an expired but
+        otherwise valid token is accepted (to decide whether to refresh)."""
+        claims = self.claims(token, verify_exp=verify_exp)
         if claims.get("role") != "authenticated":
             raise Unauthorized("token is not a signed-in user's", code="invalid_token")
         try:
@@ -40,7 +42,7 @@ class TokenVerifier:
             raise Unauthorized("token has no valid subject", code="invalid_token") from None
         return Principal(user_id=user_id, role="authenticated", claims=claims, token=token)
 
-    def claims(self, token: str) -> dict[str, Any]:
+    def claims(self, token: str, *, verify_exp: bool = True) -> dict[str, Any]:
         """Signature, algorithm, exp and aud checked; the claims, or Unauthorized."""
         header = _header(token)
         alg = header.get("alg")
@@ -62,7 +64,7 @@ class TokenVerifier:
                 algorithms=[alg],
                 audience=AUDIENCE,
                 leeway=LEEWAY_SECONDS,
-                options={"require": ["exp", "sub", "aud"]},
+                options={"require": ["exp", "sub", "aud"], "verify_exp": verify_exp},
             )
         except jwt.ExpiredSignatureError:
             raise Unauthorized("token has expired", code="token_expired") from None

@@ -11,6 +11,8 @@ request ids in logs and responses, and its own OpenAPI document.
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -85,11 +87,26 @@ def create_app(service: str, *, methods: str = "GET, POST") -> FastAPI:
     return app
 
 
+_thread_state = threading.local()
+
+
+def _event_loop_for_this_thread() -> None:
+    """Mangum runs each event on the thread's current loop. Lambda calls us on
+    the main thread; the local server calls from worker threads, which have
+    none until we give them one (kept for the thread's next events)."""
+    loop = getattr(_thread_state, "loop", None)
+    if loop is None or loop.is_closed():
+        loop = asyncio.new_event_loop()
+        _thread_state.loop = loop
+    asyncio.set_event_loop(loop)
+
+
 def lambda_handler(app: FastAPI) -> LambdaHandler:
     """The Lambda entry point for an app (API Gateway HTTP API v2 events)."""
     adapter = Mangum(app, lifespan="off")
 
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        _event_loop_for_this_thread()
         return adapter(event, context)
 
     return handler

@@ -148,6 +148,22 @@ def _handler(fake: FakeSupabase) -> type[BaseHTTPRequestHandler]:
                 fake.jwks_fetches += 1
                 self._reply(200, fake.keys.jwks())
                 return
+            if self.path == "/auth/v1/user":
+                # GoTrue's "get user": the token's user (supabase-js calls it in setSession).
+                claims = fake._verify(self.headers.get("Authorization", "")[7:])
+                self._reply(
+                    200,
+                    {
+                        "id": claims["sub"],
+                        "aud": "authenticated",
+                        "role": "authenticated",
+                        "email": claims.get("email"),
+                        "app_metadata": claims.get("app_metadata", {}),
+                        "user_metadata": claims.get("user_metadata", {}),
+                        "created_at": "2026-11-01T00:00:00Z",
+                    },
+                )
+                return
             self._reply(404, {"message": "not found"})
 
         def do_POST(self) -> None:

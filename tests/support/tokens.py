@@ -6,6 +6,7 @@ import json
 import time
 import uuid
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 import jwt
@@ -15,7 +16,7 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 HS256_SECRET = "super-secret-jwt-token-with-at-least-32-characters-long"
 
 
-@dataclass
+@dataclass(eq=False)
 class SigningKeys:
     """The project's current ES256 key (in the JWKS), an RSA key, the legacy secret."""
 
@@ -79,12 +80,14 @@ class SigningKeys:
     def token(self, user_id: uuid.UUID | str, *, mongo_id: str | None = None, **extra: Any) -> str:
         return self.sign(self.user_claims(user_id, mongo_id=mongo_id, **extra))
 
+    @cache  # noqa: B019 (one per key set, for the session's life)
     def service_key(self) -> str:
         now = int(time.time())
         return self.sign(
             {"role": "service_role", "iss": "supabase", "iat": now, "exp": now + 86400}, alg="HS256"
         )
 
+    @cache  # noqa: B019
     def anon_key(self) -> str:
         now = int(time.time())
         return self.sign(
