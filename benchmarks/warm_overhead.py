@@ -43,14 +43,20 @@ def run() -> list[Row]:
         container._database = InMemoryDatabase(answers)
         from functions.chat_message.handler import handler as chat_message
         from functions.thread_ensure.handler import handler as thread_ensure
+        from functions.token.handler import handler as token
+        from shared.session.cookies import encode
 
-        token = keys.token(uuid.uuid4(), mongo_id="amy")
-        headers = {"authorization": f"Bearer {token}", "origin": "https://app.example.test"}
+        token_str = keys.token(uuid.uuid4(), mongo_id="amy")
+        headers = {"authorization": f"Bearer {token_str}", "origin": "https://app.example.test"}
         cases = [
             ("thread-ensure", thread_ensure, http_event("POST", "/chat/threads/ensure",
                                                         body={"other_mongo_id": "bob"}, headers=headers)),
             ("chat-message", chat_message, http_event("POST", "/chat/messages",
                                                       body={"thread_id": "amy__bob", "body": "hi"}, headers=headers)),
+            ("token (valid cookie)", token, http_event("GET", "/auth/token", headers={
+                "origin": "https://app.example.test",
+                "cookie": "sb-127-auth-token=" + encode({"access_token": token_str, "refresh_token": "r"}, "base64url"),
+            })),
         ]  # fmt: skip
         for name, handler, event in cases:
             context = LambdaContext()
