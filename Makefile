@@ -2,9 +2,11 @@
 SHELL := /bin/bash
 export PATH := $(HOME)/.local/bin:$(PATH)
 UV := uv
-PY_SOURCES := shared functions infra tests benchmarks
+PY_SOURCES := shared functions infra tests benchmarks scripts
 
-.PHONY: bootstrap test lint typecheck unit bench dev dev-reset demo
+.PHONY: bootstrap test lint typecheck bench dev dev-reset demo package deploy invoke
+SLS := PATH="$(CURDIR)/.venv/bin:$$PATH" npx --no-install sls
+STAGE ?= dev
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -34,3 +36,16 @@ dev-reset:
 
 demo:
 	@echo "make demo: not yet (issue 7)."
+
+## Lambda artifacts (.local/build/*.zip) and the CloudFormation template, offline.
+package: bootstrap
+	$(UV) run python scripts/package_functions.py
+	$(SLS) package --stage $(STAGE)
+
+## Deploy (needs AWS credentials and the SSM parameters: see README, "Deploy").
+deploy: package
+	$(SLS) deploy --stage $(STAGE) --package .serverless
+
+## sls invoke local against the local stack: make invoke FN=threadEnsure EVENT=events/thread-ensure.json
+invoke: bootstrap
+	$(SLS) invoke local -f $(FN) -p $(EVENT) $$(grep -v '^#' infra/dev/local.env | grep '=.' | sed 's/^/-e /')

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
+from shared.secrets import load_ssm_parameters
 from shared.settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ def settings() -> Settings:
     if _settings is None:
         with _lock:
             if _settings is None:
+                load_ssm_parameters()
                 _settings = load_settings()
     return _settings
 

@@ -299,3 +299,39 @@ def test_one_warm_container_never_mixes_identities(
         "select body, sender_supabase_id::text from public.chat_messages order by body"
     ).fetchall()
     assert sorted(stored) == sorted(expected)
+
+
+def test_no_token_reaches_the_logs(
+    thread_ensure: Invoke,
+    chat_message: Invoke,
+    amy: User,
+    bob: User,
+    keys: Any,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    token = keys.token(amy.id, mongo_id="amy")
+    headers = {"authorization": f"Bearer {token}"}
+    thread = thread_ensure(
+        "POST", "/chat/threads/ensure", body={"other_mongo_id": "bob"}, headers=headers
+    )
+    chat_message(
+        "POST",
+        "/chat/messages",
+        body={"thread_id": thread.body["thread_id"], "body": "hi"},
+        headers=headers,
+    )
+    chat_message(
+        "POST",
+        "/chat/messages",
+        body={"thread_id": "x", "body": "hi"},
+        headers={"authorization": "Bearer forged.token.value"},
+    )
+    captured = capsys.readouterr()
+    logged = captured.out + captured.err + caplog.text
+    assert "POST /chat/messages" in logged
+    for secret in (token, token.split(".")[2], "forged.token.value", keys.service_key()):
+        assert secret not in logged

@@ -1,0 +1,55 @@
+"""Access tokens and session cookies for the local demo users, signed with
+the local JWT secret (infra/dev/local.env). Local use only.
+
+    uv run python scripts/dev_tokens.py            # prints them as JSON
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import jwt
+
+from shared.session.cookies import encode
+
+SECRET = "local-dev-jwt-secret-not-for-production-0123456789"  # noqa: S105 (local only)
+USERS = {
+    "ada": "00000000-0000-4000-8000-00000000a0a0",
+    "bob": "00000000-0000-4000-8000-00000000b0b0",
+}
+FAR_FUTURE = 4102444800  # 2100-01-01: for the committed sample events only
+
+
+def access_token(mongo_id: str, *, expires_at: int | None = None) -> str:
+    now = int(time.time())
+    claims = {
+        "iss": "http://127.0.0.1:54321/auth/v1", "sub": USERS[mongo_id], "aud": "authenticated",
+        "role": "authenticated", "iat": now, "exp": expires_at or now + 3600,
+        "email": f"{mongo_id}@example.test",
+        "app_metadata": {"provider": "email", "mongo_user_id": mongo_id},
+        "user_metadata": {}, "session_id": f"local-{mongo_id}",
+    }  # fmt: skip
+    return jwt.encode(claims, SECRET, algorithm="HS256")
+
+
+def session_cookie(mongo_id: str, cookie_name: str = "sb-127-auth-token") -> str:
+    token = access_token(mongo_id)
+    claims: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
+    session = {
+        "access_token": token, "token_type": "bearer", "expires_in": 3600,
+        "expires_at": claims["exp"], "refresh_token": f"local-refresh-{mongo_id}",
+        "user": {"id": USERS[mongo_id], "aud": "authenticated", "role": "authenticated",
+                 "app_metadata": claims["app_metadata"]},
+    }  # fmt: skip
+    return f"{cookie_name}={encode(session, 'base64url')}"
+
+
+if __name__ == "__main__":
+    print(
+        json.dumps(
+            {m: {"access_token": access_token(m), "cookie": session_cookie(m)} for m in USERS},
+            indent=2,
+        )
+    )

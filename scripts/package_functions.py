@@ -1,0 +1,117 @@
+"""Builds one Lambda artifact per function: its handler, `shared/` and the
+runtime dependencies (no tests, dev tools or node_modules), for Lambda's
+Linux (x86_64, manylinux) and Python 3.12, with bytecode compiled by a 3.12
+interpreter so cold starts never compile (Lambda's file system is read-only).
+
+    uv run python scripts/package_functions.py   # -> .local/build/<function>.zip
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILD = ROOT / ".local" / "build"
+FUNCTIONS = ["thread_ensure", "chat_message", "token", "bot_trigger", "bot_worker"]
+LIMIT_MB = 20
+# Provided by Lambda's Python runtime; shipping them would double the size.
+RUNTIME_PROVIDED = {"boto3", "botocore", "s3transfer"}
+
+
+def run(*args: str) -> None:
+    subprocess.run(args, check=True, cwd=ROOT)
+
+
+def python312() -> str | None:
+    """A working 3.12 interpreter (a shim that cannot run does not count)."""
+    candidates = sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.12*/bin/python3.12")))
+    candidates += [c for c in [shutil.which("python3.12")] if c]
+    found = subprocess.run(["uv", "python", "find", "3.12", "--no-python-downloads"],
+                           capture_output=True, text=True, check=False)  # fmt: skip
+    if found.returncode == 0:
+        candidates.insert(0, found.stdout.strip())
+    for candidate in candidates:
+        probe = subprocess.run([candidate, "-c", "import sys; print(sys.version_info[:2])"],
+                               capture_output=True, text=True, check=False)  # fmt: skip
+        if probe.returncode == 0 and probe.stdout.strip() == "(3, 12)":
+            return candidate
+    return None
+
+
+def dependencies() -> Path:
+    deps = BUILD / "deps"
+    shutil.rmtree(deps, ignore_errors=True)
+    requirements = BUILD / "requirements.txt"
+    run("uv", "export", "--no-dev", "--frozen", "--no-hashes", "--no-emit-project",
+        "--quiet", "-o", str(requirements))  # fmt: skip
+    lines = [
+        line for line in requirements.read_text().splitlines()
+        if line.split("==")[0].strip().lower() not in RUNTIME_PROVIDED
+    ]  # fmt: skip
+    requirements.write_text("\n".join(lines) + "\n")
+    run("uv", "pip", "install", "--quiet", "--target", str(deps), "--no-deps",
+        "--python-platform", "x86_64-manylinux2014", "--python-version", "3.12",
+        "--only-binary", ":all:", "-r", str(requirements))  # fmt: skip
+    return deps
+
+
+def stage(name: str, deps: Path) -> Path:
+    root = BUILD / name
+    shutil.rmtree(root, ignore_errors=True)
+    shutil.copytree(deps, root)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(ROOT / "shared", root / "shared", ignore=ignore)
+    (root / "functions").mkdir()
+    shutil.copy(ROOT / "functions" / "__init__.py", root / "functions" / "__init__.py")
+    shutil.copytree(ROOT / "functions" / name, root / "functions" / name, ignore=ignore)
+    return root
+
+
+def compile_bytecode(root: Path, interpreter: str | None) -> bool:
+    if interpreter is None:
+        print("warning: no python3.12 found; the artifact has no bytecode (slower cold starts)")
+        return False
+    run(interpreter, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash",
+        str(root))  # fmt: skip
+    return True
+
+
+def zip_dir(root: Path, target: Path) -> int:
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        for path in sorted(root.rglob("*")):
+            if path.is_file():
+                info = zipfile.ZipInfo(str(path.relative_to(root)), date_time=(2026, 1, 1, 0, 0, 0))
+                info.external_attr = 0o644 << 16
+                info.compress_type = zipfile.ZIP_DEFLATED
+                archive.writestr(info, path.read_bytes())
+    return target.stat().st_size
+
+
+def main() -> int:
+    BUILD.mkdir(parents=True, exist_ok=True)
+    deps = dependencies()
+    interpreter = python312()
+    too_big = []
+    for name in FUNCTIONS:
+        root = stage(name, deps)
+        compiled = compile_bytecode(root, interpreter)
+        size = zip_dir(root, BUILD / f"{name}.zip")
+        shutil.rmtree(root)
+        mb = size / 1024 / 1024
+        print(f"{name:14} {mb:6.2f} MB zipped{'' if compiled else ' (no bytecode)'}")
+        if mb > LIMIT_MB:
+            too_big.append(name)
+    if too_big:
+        print(f"over {LIMIT_MB} MB: {', '.join(too_big)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,207 @@
+"""The deployment as users run it: `sls package` offline with dummy
+credentials, cfn-lint on what it generates, and `sls invoke local` of an
+HTTP function and the worker against the real database."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+pytestmark = pytest.mark.deploy
+
+ROOT = Path(__file__).resolve().parents[2]
+FUNCTIONS = {
+    "botTrigger": "bot_trigger",
+    "botWorker": "bot_worker",
+    "token": "token",
+    "threadEnsure": "thread_ensure",
+    "chatMessage": "chat_message",
+}
+DUMMY_AWS = {
+    "AWS_ACCESS_KEY_ID": "dummy",
+    "AWS_SECRET_ACCESS_KEY": "dummy",
+    "AWS_DEFAULT_REGION": "eu-west-1",
+}
+
+
+def sls(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    path = f"{ROOT / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}"
+    done = subprocess.run(
+        ["npx", "--no-install", "sls", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **DUMMY_AWS, "PATH": path, **(env or {})},
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done
+
+
+@pytest.fixture(scope="module")
+def packaged() -> dict[str, Any]:
+    subprocess.run(
+        ["uv", "run", "python", "scripts/package_functions.py"], cwd=ROOT, check=True, timeout=600
+    )
+    sls("package", "--stage", "ci")
+    template: dict[str, Any] = json.loads(
+        (ROOT / ".serverless" / "cloudformation-template-update-stack.json").read_text()
+    )
+    return template
+
+
+def test_each_artifact_holds_only_what_its_function_needs(packaged: dict[str, Any]) -> None:
+    for name in FUNCTIONS.values():
+        artifact = ROOT / ".local" / "build" / f"{name}.zip"
+        assert artifact.stat().st_size < 20 * 1024 * 1024, name
+        files = zipfile.ZipFile(artifact).namelist()
+        assert f"functions/{name}/handler.py" in files
+        assert "shared/container.py" in files
+        assert any(f.startswith("pydantic_core/") for f in files)
+        others = [
+            f
+            for f in files
+            if f.startswith("functions/")
+            and not f.startswith(f"functions/{name}/")
+            and not f.startswith(("functions/__init__.py", "functions/__pycache__/__init__."))
+        ]
+        assert others == []
+        assert not any(
+            f.startswith(("tests/", "node_modules/", "benchmarks/", "boto3/", "botocore/"))
+            for f in files
+        )
+        assert any(f.endswith(".cpython-312.pyc") for f in files), (
+            "bytecode for Lambda's Python 3.12"
+        )
+
+
+def test_the_template_lints_clean(packaged: dict[str, Any]) -> None:
+    template = ROOT / ".serverless" / "cloudformation-template-update-stack.json"
+    # W3005 is the framework's own redundant DependsOn, not ours to change.
+    done = subprocess.run(
+        ["uv", "run", "cfn-lint", "--ignore-checks", "W3005", "--", str(template)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_template_wires_queues_roles_and_secrets(packaged: dict[str, Any]) -> None:
+    resources = packaged["Resources"]
+    functions = {
+        k: v["Properties"] for k, v in resources.items() if v["Type"] == "AWS::Lambda::Function"
+    }
+    assert {p["Runtime"] for p in functions.values()} == {"python3.12"}
+    worker_timeout = functions["BotWorkerLambdaFunction"]["Timeout"]
+    queue = resources["BotQueue"]["Properties"]
+    assert queue["VisibilityTimeout"] >= 6 * worker_timeout
+    assert queue["RedrivePolicy"]["maxReceiveCount"] == 3
+    mapping = next(
+        v["Properties"]
+        for v in resources.values()
+        if v["Type"] == "AWS::Lambda::EventSourceMapping"
+    )
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+
+    def actions(role: str) -> set[str]:
+        statements = [
+            s
+            for p in resources[role]["Properties"]["Policies"]
+            for s in p["PolicyDocument"]["Statement"]
+        ]
+        return {a for s in statements for a in s["Action"]}
+
+    senders = [
+        r
+        for r, v in resources.items()
+        if v["Type"] == "AWS::IAM::Role" and "sqs:SendMessage" in actions(r)
+    ]
+    consumers = [
+        r
+        for r, v in resources.items()
+        if v["Type"] == "AWS::IAM::Role" and "sqs:ReceiveMessage" in actions(r)
+    ]
+    assert (senders, consumers) == (["BotTriggerRole"], ["BotWorkerRole"])
+    user_facing = json.dumps(resources["TokenRole"]) + json.dumps(resources["ChatMessageRole"])
+    assert "service-role-key" not in user_facing
+    for props in functions.values():
+        for name in props["Environment"]["Variables"]:
+            secret_like = any(s in name for s in ("KEY", "SECRET", "DATABASE_URL"))
+            assert not secret_like or name.endswith("_SSM"), (
+                f"{name} would put a secret in the template"
+            )
+
+
+@pytest.fixture
+def demo(admin: psycopg.Connection[Any]) -> psycopg.Connection[Any]:
+    admin.execute((ROOT / "infra" / "dev" / "seed.sql").read_text().encode())
+    return admin
+
+
+def _local_env(authenticator_dsn: str) -> list[str]:
+    env = {
+        line.split("=", 1)[0]: line.split("=", 1)[1]
+        for line in (ROOT / "infra" / "dev" / "local.env").read_text().splitlines()
+        if line and not line.startswith("#")
+    }
+    env.update(DATABASE_URL=authenticator_dsn, LOG_LEVEL="WARNING")
+    return [arg for k, v in env.items() for arg in ("-e", f"{k}={v}")]
+
+
+def _response(output: str) -> Any:
+    start = output.rfind("\n{")
+    return json.loads(output[start + 1 if start >= 0 else output.index("{") :])
+
+
+def test_invoke_local_serves_thread_ensure(
+    demo: psycopg.Connection[Any], authenticator_dsn: str
+) -> None:
+    done = sls(
+        "invoke",
+        "local",
+        "-f",
+        "threadEnsure",
+        "-p",
+        "events/thread-ensure.json",
+        *_local_env(authenticator_dsn),
+    )
+    response = _response(done.stdout)
+    assert response["statusCode"] == 200, response
+    assert json.loads(response["body"])["thread_id"] == "ada__bob"
+    assert response["headers"]["access-control-allow-origin"] == "http://localhost:5173"
+
+
+def test_invoke_local_runs_the_worker(
+    demo: psycopg.Connection[Any], authenticator_dsn: str
+) -> None:
+    demo.execute(
+        "insert into public.intentions (id, name, type, owner_id, location_id, state, content)"
+        " values ('/msg-demo-hello', 'Message from Ada', 'utterance', '@ada', '#lounge', 'complete',"
+        ' \'{"text": "Hello, bots!"}\')'
+    )
+    done = sls(
+        "invoke",
+        "local",
+        "-f",
+        "botWorker",
+        "-p",
+        "events/bot-worker.json",
+        *_local_env(authenticator_dsn),
+    )
+    assert _response(done.stdout) == {"batchItemFailures": []}
+    reply = demo.execute(
+        "select state, content->>'text' from public.intentions where owner_id = '@echo'"
+    ).fetchone()
+    assert reply is not None
+    assert reply[0] == "complete"
+    assert "Hello, bots!" in reply[1]
