@@ -28,14 +28,17 @@ typecheck: bootstrap
 bench: bootstrap
 	$(UV) run python -m benchmarks
 
+## The whole product locally: PostgreSQL, the five functions on http://127.0.0.1:$${PORT:-8000}, webhooks, the queue.
 dev: bootstrap
-	@echo "make dev: not yet (issue 7). The database layer runs under 'make test'."
+	$(UV) run python -m infra.dev
 
+## Wipe the local database (make dev starts from scratch next time).
 dev-reset:
 	rm -rf .local/dev
 
+## A narrated conversation against a running `make dev` (same PORT).
 demo:
-	@echo "make demo: not yet (issue 7)."
+	$(UV) run python -m infra.dev.demo
 
 ## Lambda artifacts (.local/build/*.zip) and the CloudFormation template, offline.
 package: bootstrap

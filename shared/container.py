@@ -92,6 +92,12 @@ def queue() -> JobQueue:
     return _queue
 
 
+def use_queue(replacement: JobQueue) -> None:
+    """Sends jobs to `replacement` instead of SQS (the local dev server's queue)."""
+    global _queue
+    _queue = replacement
+
+
 def llm_http() -> httpx.Client:
     """One connection pool to the model provider per container."""
     global _llm_http

@@ -31,7 +31,7 @@ def model_for(bot_key: str | None) -> ChatModel:
     default = config.openrouter_api_key.get_secret_value() if config.openrouter_api_key else None
     key = bot_key or default
     if not key:
-        return EchoModel()
+        return EchoModel(config.echo_word_delay_seconds)
     return OpenAICompatible(
         config.llm_base_url, key, container.llm_http(), deadline_seconds=config.llm_timeout_seconds
     )

@@ -45,6 +45,10 @@ class BotWorkerSettings(BaseSettings):
         default=0.25, ge=0, validation_alias="BOT_STREAM_WRITE_INTERVAL"
     )
 
+    echo_word_delay_seconds: float = Field(
+        default=0.1, ge=0, le=2, validation_alias="ECHO_WORD_DELAY_SECONDS"
+    )
+
     @field_validator("openrouter_api_key")
     @classmethod
     def _blank_is_unset(cls, value: SecretStr | None) -> SecretStr | None:

@@ -114,12 +114,18 @@ class OpenAICompatible:
 
 
 class EchoModel:
-    """Offline stand-in: echoes the last message, clearly labelled, word by word."""
+    """Offline stand-in: echoes the last message, clearly labelled, word by
+    word (paced, so a local run shows the reply streaming)."""
 
     LABEL = "[echo model: no LLM key configured]"
+
+    def __init__(self, word_delay_seconds: float = 0.0) -> None:
+        self._delay = word_delay_seconds
 
     def stream(self, model: str, messages: Sequence[ChatMessage]) -> Iterator[str]:  # noqa: ARG002
         last = next((m.content for m in reversed(messages) if m.role == "user"), "")
         words = f"{self.LABEL} You said: {last}".split(" ")
         for i, word in enumerate(words):
+            if i and self._delay:
+                time.sleep(self._delay)
             yield word if i == 0 else f" {word}"

@@ -1,0 +1,5 @@
+import sys
+
+from infra.dev.server import main
+
+sys.exit(main())
