@@ -20,8 +20,12 @@ ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / ".local" / "build"
 FUNCTIONS = ["thread_ensure", "chat_message", "token", "bot_trigger", "bot_worker"]
 LIMIT_MB = 20
-# Provided by Lambda's Python runtime; shipping them would double the size.
-RUNTIME_PROVIDED = {"boto3", "botocore", "s3transfer"}
+# boto3 and the libraries only it needs come with Lambda's Python runtime;
+# shipping them would double the size. (jmespath stays: Powertools imports it.)
+RUNTIME_PROVIDED = {"boto3", "botocore", "s3transfer", "python-dateutil", "six", "urllib3"}
+# HTTP/2 for httpx: every client we build speaks HTTP/1.1 (postgrest-py is
+# given ours), so httpx never imports these.
+NEVER_IMPORTED = {"h2", "hpack", "hyperframe"}
 
 
 def run(*args: str) -> None:
@@ -52,7 +56,7 @@ def dependencies() -> Path:
         "--quiet", "-o", str(requirements))  # fmt: skip
     lines = [
         line for line in requirements.read_text().splitlines()
-        if line.split("==")[0].strip().lower() not in RUNTIME_PROVIDED
+        if line.split("==")[0].strip().lower() not in RUNTIME_PROVIDED | NEVER_IMPORTED
     ]  # fmt: skip
     requirements.write_text("\n".join(lines) + "\n")
     run("uv", "pip", "install", "--quiet", "--target", str(deps), "--no-deps",
@@ -61,10 +65,14 @@ def dependencies() -> Path:
     return deps
 
 
+# Never imported at run time: type stubs and the libraries' own tests.
+DEPENDENCY_NOISE = shutil.ignore_patterns("*.pyi", "py.typed", "*-stubs", "tests", "__pycache__")
+
+
 def stage(name: str, deps: Path) -> Path:
     root = BUILD / name
     shutil.rmtree(root, ignore_errors=True)
-    shutil.copytree(deps, root)
+    shutil.copytree(deps, root, ignore=DEPENDENCY_NOISE)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     shutil.copytree(ROOT / "shared", root / "shared", ignore=ignore)
     (root / "functions").mkdir()

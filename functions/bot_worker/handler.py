@@ -18,6 +18,7 @@ from shared.bots.models import BotJob
 from shared.bots.worker import answer
 from shared.llm.client import ChatModel, EchoModel, OpenAICompatible
 from shared.logs import get_logger
+from shared.tracing import traced
 
 container.settings()  # fail at cold start, naming any bad setting
 container.bot_worker_settings()
@@ -54,7 +55,10 @@ def record_handler(record: SQSRecord) -> str:
     return outcome.status
 
 
-def handler(event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
+def _handle(event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
     return process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )
+
+
+handler = traced(_handle, "bot-worker")

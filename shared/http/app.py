@@ -26,6 +26,7 @@ from shared.http import errors
 from shared.http.cors import CorsMiddleware
 from shared.http.guard import BodyGuard
 from shared.logs import Logger, get_logger
+from shared.tracing import traced
 
 LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
@@ -109,4 +110,4 @@ def lambda_handler(app: FastAPI) -> LambdaHandler:
         _event_loop_for_this_thread()
         return adapter(event, context)
 
-    return handler
+    return traced(handler, app.title)

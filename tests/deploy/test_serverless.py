@@ -205,3 +205,41 @@ def test_invoke_local_runs_the_worker(
     assert reply is not None
     assert reply[0] == "complete"
     assert "Hello, bots!" in reply[1]
+
+
+def test_each_artifact_imports_on_python_312(packaged: dict[str, Any], tmp_path: Path) -> None:
+    """Unzipped as Lambda does, each handler imports under Python 3.12 with
+    nothing but the artifact (and boto3, which the runtime provides)."""
+    from scripts.package_functions import python312
+
+    interpreter = python312()
+    if interpreter is None:
+        pytest.skip("no Python 3.12 on this machine")
+    for name in FUNCTIONS.values():
+        target = tmp_path / name
+        zipfile.ZipFile(ROOT / ".local" / "build" / f"{name}.zip").extractall(target)
+        env = {
+            "PATH": "/usr/bin:/bin",
+            "PYTHONPATH": str(target),
+            "SUPABASE_URL": "https://x.supabase.co",
+            "SUPABASE_ANON_KEY": "anon",
+            "WEBHOOK_SECRET": "a-long-enough-webhook-secret",
+            "BOT_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/1/q",
+            "SECRETS_SOURCE": "env",
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
+        done = subprocess.run(
+            [
+                interpreter,
+                "-I",
+                "-c",
+                f"import sys; sys.path.insert(0, {str(target)!r});"
+                f" import functions.{name}.handler as h; print(callable(h.handler))",
+            ],
+            cwd=target,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert (done.returncode, done.stdout.strip()) == (0, "True"), done.stderr
