@@ -4,11 +4,12 @@ and canned RPC results, so benchmarks time our code, not a database."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.support.loopback import serve
 
 
 @contextmanager
@@ -34,11 +35,5 @@ def canned_supabase(jwks: dict[str, Any], answers: dict[str, Any]) -> Iterator[s
             self.rfile.read(int(self.headers.get("Content-Length") or 0))
             self._reply(answers[self.path.rsplit("/", 1)[-1]])
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve(Handler) as url:
+        yield url

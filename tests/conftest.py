@@ -66,3 +66,14 @@ def admin(admin_dsn: str) -> Iterator[psycopg.Connection[Any]]:
 def api(authenticator_dsn: str) -> Iterator[psycopg.Connection[Any]]:
     with psycopg.connect(authenticator_dsn, autocommit=True) as conn:
         yield conn
+
+
+@pytest.fixture
+def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fake credentials for moto: nothing can reach a real AWS account."""
+    for name, value in {
+        "AWS_DEFAULT_REGION": "eu-west-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+    }.items():
+        monkeypatch.setenv(name, value)

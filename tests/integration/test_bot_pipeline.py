@@ -42,13 +42,7 @@ def llm() -> Iterator[FakeLlm]:
 
 
 @pytest.fixture
-def queues(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, str, str]]:
-    for name, value in {
-        "AWS_DEFAULT_REGION": "eu-west-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-    }.items():
-        monkeypatch.setenv(name, value)
+def queues(aws_credentials: None) -> Iterator[tuple[Any, str, str]]:
     with mock_aws():
         sqs = boto3.client("sqs", region_name="eu-west-1")
         dlq = sqs.create_queue(QueueName="bot-jobs-dlq")["QueueUrl"]

@@ -10,8 +10,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.support.loopback import serve
 
 
 @dataclass
@@ -114,13 +116,6 @@ def _handler(fake: FakeLlm) -> type[BaseHTTPRequestHandler]:
 
 @contextmanager
 def running(fake: FakeLlm) -> Iterator[FakeLlm]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
-    server.daemon_threads = True
-    fake.url = f"http://127.0.0.1:{server.server_address[1]}/api/v1"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serve(_handler(fake)) as url:
+        fake.url = url + "/api/v1"
         yield fake
-    finally:
-        server.shutdown()
-        server.server_close()

@@ -12,13 +12,14 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import jwt
 import psycopg
 from psycopg import sql
 
+from tests.support.loopback import serve
 from tests.support.tokens import SigningKeys
 
 _RPC = re.compile(r"^/rest/v1/rpc/([A-Za-z_][A-Za-z0-9_]*)$")
@@ -192,13 +193,6 @@ def _handler(fake: FakeSupabase) -> type[BaseHTTPRequestHandler]:
 
 @contextmanager
 def running(fake: FakeSupabase) -> Iterator[FakeSupabase]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
-    server.daemon_threads = True
-    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serve(_handler(fake)) as url:
+        fake.url = url + ""
         yield fake
-    finally:
-        server.shutdown()
-        server.server_close()

@@ -16,13 +16,7 @@ pytestmark = pytest.mark.unit
 
 
 @pytest.fixture
-def ssm(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for name, value in {
-        "AWS_DEFAULT_REGION": "eu-west-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-    }.items():
-        monkeypatch.setenv(name, value)
+def ssm(aws_credentials: None) -> Iterator[Any]:
     with mock_aws():
         client = boto3.client("ssm", region_name="eu-west-1")
         client.put_parameter(
