@@ -48,7 +48,10 @@ class PostgrestDatabase:
             return {"apikey": self._anon_key, "Authorization": f"Bearer {caller.token}"}
         if not self._service_key:
             raise ServiceUnavailable("service key not configured", code="not_configured")
-        return {"apikey": self._service_key, "Authorization": f"Bearer {self._service_key}"}
+        if self._service_key.count(".") == 2:  # a legacy service_role JWT
+            return {"apikey": self._service_key, "Authorization": f"Bearer {self._service_key}"}
+        # A new secret key (sb_secret_...) is not a JWT: it goes in apikey only.
+        return {"apikey": self._service_key}
 
     def call(self, function: str, args: Mapping[str, Any], caller: Caller) -> Any:
         builder = self._client.rpc(function, dict(args))
