@@ -34,8 +34,10 @@ def access_token(mongo_id: str, *, expires_at: int | None = None) -> str:
     return jwt.encode(claims, SECRET, algorithm="HS256")
 
 
-def session_cookie(mongo_id: str, cookie_name: str = "sb-127-auth-token") -> str:
-    token = access_token(mongo_id)
+def session_cookie(
+    mongo_id: str, cookie_name: str = "sb-127-auth-token", *, expires_in: int = 3600
+) -> str:
+    token = access_token(mongo_id, expires_at=int(time.time()) + expires_in)
     claims: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
     session = {
         "access_token": token, "token_type": "bearer", "expires_in": 3600,

@@ -56,6 +56,11 @@ def main() -> int:
              {"token": body["access_token"][:20] + "...", "user": body["user"],
               "cors": r.headers.get("access-control-allow-origin")})  # fmt: skip
 
+        r = http.get("/auth/token", headers={"Cookie": session_cookie("ada", expires_in=20)})
+        rewritten = [c.split(";")[0].split("=")[0] for c in r.headers.get_list("set-cookie")]
+        show("1b. With a session about to expire, it is refreshed (local GoTrue)", "GET /auth/token (expiring cookie)",
+             r.status_code, {"new token": r.json()["access_token"][:20] + "...", "cookies rewritten": rewritten})  # fmt: skip
+
         r = http.post("/chat/threads/ensure", headers=ada, json={"other_mongo_id": "bob"})
         thread_id = r.json()["thread_id"]
         show("2. Ada opens her thread with Bob", 'POST /chat/threads/ensure {"other_mongo_id": "bob"}',

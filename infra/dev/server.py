@@ -24,6 +24,7 @@ from typing import Any
 
 import psycopg
 
+from infra.dev.auth import LocalAuth
 from infra.dev.platform import LocalQueue, WebhookDeliverer
 from infra.local.cluster import PgCluster
 from infra.local.schema import apply_schema
@@ -145,6 +146,7 @@ def banner(port: int, database_url: str) -> None:
   Database      {database_url.replace("authenticator", "postgres")}
                 (the functions connect as {database_url})
   Users         ada (mongo id "ada") and bob (mongo id "bob"); space #lounge with the bot @echo
+  Auth          refresh grant and JWKS on {os.environ["SUPABASE_URL"]} (tokens signed with the local secret)
   Bot model     {"OpenRouter via OPENROUTER_API_KEY" if os.environ.get("OPENROUTER_API_KEY") else "built-in echo model (offline; set OPENROUTER_API_KEY for a real one)"}
 
   ada's access token (1 hour; `uv run python scripts/dev_tokens.py` for fresh ones):
@@ -171,6 +173,9 @@ def main() -> int:
     load_local_env()
     port = int(os.environ.get("PORT", "8000"))
     pg_port = int(os.environ.get("DEV_PG_PORT", "54322"))
+    auth_port = int(os.environ.get("DEV_AUTH_PORT", "54321"))
+    # The functions find GoTrue (and the JWKS) under SUPABASE_URL, as on Supabase.
+    os.environ["SUPABASE_URL"] = f"http://127.0.0.1:{auth_port}"
     data = Path(os.environ.get("DEV_DATA_DIR", str(ROOT / ".local" / "dev")))
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -180,6 +185,7 @@ def main() -> int:
     say(f"starting PostgreSQL on 127.0.0.1:{pg_port} (data in {data / 'pg'})")
     cluster.start()
     server: ThreadingHTTPServer | None = None
+    auth_server: ThreadingHTTPServer | None = None
     try:
         applied = apply_schema(cluster.dsn())
         say(f"schema ready ({len(applied)} new migration(s) applied)")
@@ -203,6 +209,10 @@ def main() -> int:
         threading.Thread(target=jobs.run, args=(stop,), name="queue", daemon=True).start()
         WebhookDeliverer(cluster.dsn(), stop).start()
 
+        auth_server = ThreadingHTTPServer(("127.0.0.1", auth_port), LocalAuth().handler())
+        auth_server.daemon_threads = True
+        threading.Thread(target=auth_server.serve_forever, name="auth", daemon=True).start()
+
         server = ThreadingHTTPServer(("127.0.0.1", port), make_handler(handlers))
         server.daemon_threads = True
         threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
@@ -213,9 +223,10 @@ def main() -> int:
         say("stopping")
     finally:
         stop.set()
-        if server is not None:
-            server.shutdown()
-            server.server_close()
+        for running in (server, auth_server):
+            if running is not None:
+                running.shutdown()
+                running.server_close()
         cluster.stop()
         say("stopped: PostgreSQL is down, nothing left running")
     return 0

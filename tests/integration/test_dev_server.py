@@ -21,9 +21,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_make_dev_runs_the_demo_and_stops_cleanly(tmp_path: Path) -> None:
-    port, pg_port = free_port(), free_port()
+    port, pg_port, auth_port = free_port(), free_port(), free_port()
     data = tmp_path / "dev"
-    env = {**os.environ, "PORT": str(port), "DEV_PG_PORT": str(pg_port), "DEV_DATA_DIR": str(data)}
+    env = {
+        **os.environ,
+        "PORT": str(port),
+        "DEV_PG_PORT": str(pg_port),
+        "DEV_AUTH_PORT": str(auth_port),
+        "DEV_DATA_DIR": str(data),
+    }
     for name in (
         "DATABASE_URL",
         "SUPABASE_URL",
@@ -63,6 +69,9 @@ def test_make_dev_runs_the_demo_and_stops_cleanly(tmp_path: Path) -> None:
         )
         assert demo.returncode == 0, demo.stdout + demo.stderr
         assert "<- 201" in demo.stdout  # the message was stored
+        assert "'cookies rewritten': ['sb-127-auth-token']" in demo.stdout.replace(
+            '"', "'"
+        )  # refreshed
         assert '<- 200 {"same id": true}' in demo.stdout  # the retry returned the same row
         assert (
             "[complete] [echo model: no LLM key configured] You said: Ada: Hello Echo"
