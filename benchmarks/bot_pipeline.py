@@ -90,7 +90,7 @@ def run() -> list[Row]:
             webhook_calls, queue_calls = counting.calls, counting.sends
 
             counting.calls = 0
-            container._database = counting
+            container.use_database(counting)
             job_event = sqs_event([{"MessageId": "m1", "ReceiptHandle": "r", "MD5OfBody": "x",
                                     "Body": f'{{"bot_id": "@extra0", "space_id": "#lounge", "trigger_id": "{said}"}}'}],
                                   "arn:aws:sqs:eu-west-1:1:q")  # fmt: skip

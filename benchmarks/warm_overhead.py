@@ -40,7 +40,7 @@ def run() -> list[Row]:
                           ALLOWED_ORIGINS="https://app.example.test")  # fmt: skip
         os.environ.pop("DATABASE_URL", None)
         container.reset()
-        container._database = InMemoryDatabase(answers)
+        container.use_database(InMemoryDatabase(answers))
         from functions.chat_message.handler import handler as chat_message
         from functions.thread_ensure.handler import handler as thread_ensure
         from functions.token.handler import handler as token

@@ -1,17 +1,19 @@
-"""Per-container singletons: settings, database adapter, token verifier.
+"""Per-container singletons: settings, database adapter, token verifier,
+the bot pipeline's settings, queue and model HTTP client.
 
-Built on first use and cached for the life of the container; `reset()` drops
-them (tests, or a settings change in `make dev`). Imports of the adapter not
-chosen are never paid for.
+Each is built on first use and cached for the life of the container;
+`reset()` drops them all (tests), `use_database`/`use_queue` replace one (the
+local dev server, benchmarks). Imports of what is not used are never paid for.
 """
 
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from shared.secrets import load_ssm_parameters
-from shared.settings import Settings, load_settings
+from shared.settings import Settings, load, load_settings
 
 if TYPE_CHECKING:
     import httpx
@@ -21,98 +23,43 @@ if TYPE_CHECKING:
     from shared.db.port import Database
     from shared.queue import JobQueue
 
-_lock = threading.RLock()  # builders call settings() while holding it
-_settings: Settings | None = None
-_database: Database | None = None
-_verifier: TokenVerifier | None = None
-_bot_trigger_settings: BotTriggerSettings | None = None
-_bot_worker_settings: BotWorkerSettings | None = None
-_queue: JobQueue | None = None
-_llm_http: httpx.Client | None = None
+T = TypeVar("T")
+_lock = threading.RLock()  # builders call other slots while holding it
 
 
-def settings() -> Settings:
-    global _settings
-    if _settings is None:
+class _Slot(Generic[T]):
+    """One lazily built, cached value; `close` runs when it is dropped."""
+
+    def __init__(self, build: Callable[[], T], close: Callable[[T], None] | None = None) -> None:
+        self._build = build
+        self._close = close
+        self._value: T | None = None
+
+    def get(self) -> T:
+        if self._value is None:
+            with _lock:
+                if self._value is None:
+                    self._value = self._build()
+        return self._value
+
+    def set(self, value: T) -> None:
+        """Replaces the value; the old one is not closed (a replacement may wrap it)."""
         with _lock:
-            if _settings is None:
-                load_ssm_parameters()
-                _settings = load_settings()
-    return _settings
+            self._value = value
+
+    def drop(self) -> None:
+        if self._value is not None and self._close is not None:
+            self._close(self._value)
+        self._value = None
 
 
-def database() -> Database:
-    global _database
-    if _database is None:
-        with _lock:
-            if _database is None:
-                _database = _build_database(settings())
-    return _database
+def _load_settings() -> Settings:
+    load_ssm_parameters()
+    return load_settings()
 
 
-def verifier() -> TokenVerifier:
-    global _verifier
-    if _verifier is None:
-        with _lock:
-            if _verifier is None:
-                _verifier = _build_verifier(settings())
-    return _verifier
-
-
-def bot_trigger_settings() -> BotTriggerSettings:
-    global _bot_trigger_settings
-    if _bot_trigger_settings is None:
-        from shared.bots.settings import BotTriggerSettings
-        from shared.settings import load
-
-        _bot_trigger_settings = load(BotTriggerSettings)
-    return _bot_trigger_settings
-
-
-def bot_worker_settings() -> BotWorkerSettings:
-    global _bot_worker_settings
-    if _bot_worker_settings is None:
-        from shared.bots.settings import BotWorkerSettings
-        from shared.settings import load
-
-        _bot_worker_settings = load(BotWorkerSettings)
-    return _bot_worker_settings
-
-
-def queue() -> JobQueue:
-    global _queue
-    if _queue is None:
-        with _lock:
-            if _queue is None:
-                import boto3
-
-                from shared.queue import SqsQueue
-
-                _queue = SqsQueue(boto3.client("sqs"), bot_trigger_settings().bot_queue_url)
-    return _queue
-
-
-def use_queue(replacement: JobQueue) -> None:
-    """Sends jobs to `replacement` instead of SQS (the local dev server's queue)."""
-    global _queue
-    _queue = replacement
-
-
-def llm_http() -> httpx.Client:
-    """One connection pool to the model provider per container."""
-    global _llm_http
-    if _llm_http is None:
-        with _lock:
-            if _llm_http is None:
-                import httpx
-
-                # Read timeout per chunk; the worker's deadline bounds the whole reply.
-                read = bot_worker_settings().llm_timeout_seconds
-                _llm_http = httpx.Client(timeout=httpx.Timeout(read, connect=5.0))
-    return _llm_http
-
-
-def _build_database(config: Settings) -> Database:
+def _build_database() -> Database:
+    config = settings()
     if config.database_url is not None:
         from shared.db.direct import DirectDatabase
 
@@ -130,25 +77,105 @@ def _build_database(config: Settings) -> Database:
     )
 
 
-def _build_verifier(config: Settings) -> TokenVerifier:
+def _build_verifier() -> TokenVerifier:
     import httpx
 
     from shared.auth.jwks import JwksCache
     from shared.auth.verifier import TokenVerifier
 
+    config = settings()
     http = httpx.Client(timeout=httpx.Timeout(3.0, connect=2.0))
     jwks = JwksCache(f"{config.supabase_url}/auth/v1/.well-known/jwks.json", http)
     secret = config.supabase_jwt_secret
     return TokenVerifier(jwks, secret.get_secret_value() if secret else None)
 
 
+def _load_bot_trigger_settings() -> BotTriggerSettings:
+    from shared.bots.settings import BotTriggerSettings
+
+    return load(BotTriggerSettings)
+
+
+def _load_bot_worker_settings() -> BotWorkerSettings:
+    from shared.bots.settings import BotWorkerSettings
+
+    return load(BotWorkerSettings)
+
+
+def _build_queue() -> JobQueue:
+    import boto3
+
+    from shared.queue import SqsQueue
+
+    return SqsQueue(boto3.client("sqs"), bot_trigger_settings().bot_queue_url)
+
+
+def _build_llm_http() -> httpx.Client:
+    import httpx
+
+    # Read timeout per chunk; the worker's deadline bounds the whole reply.
+    read = bot_worker_settings().llm_timeout_seconds
+    return httpx.Client(timeout=httpx.Timeout(read, connect=5.0))
+
+
+_settings = _Slot(_load_settings)
+_database: _Slot[Database] = _Slot(_build_database, lambda db: db.close())
+_verifier = _Slot(_build_verifier)
+_bot_trigger_settings = _Slot(_load_bot_trigger_settings)
+_bot_worker_settings = _Slot(_load_bot_worker_settings)
+_queue: _Slot[JobQueue] = _Slot(_build_queue)
+_llm_http: _Slot[httpx.Client] = _Slot(_build_llm_http, lambda http: http.close())
+_ALL: tuple[_Slot[Any], ...] = (
+    _settings,
+    _database,
+    _verifier,
+    _bot_trigger_settings,
+    _bot_worker_settings,
+    _queue,
+    _llm_http,
+)
+
+
+def settings() -> Settings:
+    return _settings.get()
+
+
+def database() -> Database:
+    return _database.get()
+
+
+def verifier() -> TokenVerifier:
+    return _verifier.get()
+
+
+def bot_trigger_settings() -> BotTriggerSettings:
+    return _bot_trigger_settings.get()
+
+
+def bot_worker_settings() -> BotWorkerSettings:
+    return _bot_worker_settings.get()
+
+
+def queue() -> JobQueue:
+    return _queue.get()
+
+
+def llm_http() -> httpx.Client:
+    """One connection pool to the model provider per container."""
+    return _llm_http.get()
+
+
+def use_database(replacement: Database) -> None:
+    """Calls `replacement` instead of the configured adapter (benchmarks)."""
+    _database.set(replacement)
+
+
+def use_queue(replacement: JobQueue) -> None:
+    """Sends jobs to `replacement` instead of SQS (the local dev server's queue)."""
+    _queue.set(replacement)
+
+
 def reset() -> None:
-    global _settings, _database, _verifier, _bot_trigger_settings, _bot_worker_settings
-    global _queue, _llm_http
     with _lock:
-        if _database is not None:
-            _database.close()
-        if _llm_http is not None:
-            _llm_http.close()
-        _settings, _database, _verifier = None, None, None
-        _bot_trigger_settings, _bot_worker_settings, _queue, _llm_http = None, None, None, None
+        for slot in _ALL:
+            slot.drop()

@@ -28,18 +28,13 @@ def test_an_unreachable_database_is_503_with_retry_after(
     dead = f"127.0.0.1:{free_port()}"
     if adapter == "direct":
         monkeypatch.setenv("DATABASE_URL", f"postgresql://authenticator@{dead}/postgres")
+        container.reset()
     else:
         # JWKS still comes from the real stand-in; PostgREST is what is down.
         from shared.db.postgrest import PostgrestDatabase
 
-        monkeypatch.setattr(
-            container,
-            "_build_database",
-            lambda s: PostgrestDatabase(
-                f"http://{dead}", s.supabase_anon_key.get_secret_value(), None, timeout_seconds=1
-            ),
-        )
-    container.reset()
+        container.reset()
+        container.use_database(PostgrestDatabase(f"http://{dead}", "anon", None, timeout_seconds=1))
 
     result = thread_ensure(
         "POST", "/chat/threads/ensure", body={"other_mongo_id": "bob"}, headers=bearer(amy)
