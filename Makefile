@@ -49,6 +49,7 @@ package: bootstrap
 deploy: package
 	$(SLS) deploy --stage $(STAGE) --package .serverless
 
-## sls invoke local against the local stack: make invoke FN=threadEnsure EVENT=events/thread-ensure.json
+## sls invoke local against the running `make dev` (any ports; PORT= picks one of several):
+## make invoke FN=threadEnsure EVENT=events/thread-ensure.json. Fails on an error or a 5xx.
 invoke: bootstrap
-	$(SLS) invoke local -f $(FN) -p $(EVENT) $$(grep -v '^#' infra/dev/local.env | grep '=.' | sed 's/^/-e /')
+	$(UV) run python -m infra.dev.invoke "$(FN)" "$(EVENT)"

@@ -2,15 +2,24 @@
 the local JWT secret (infra/dev/local.env). Local use only.
 
     uv run python scripts/dev_tokens.py            # prints them as JSON
+    eval "$(uv run python scripts/dev_tokens.py --shell)"
+                                                   # ADA_TOKEN, BOB_TOKEN, ADA_COOKIE, BOB_COOKIE
 """
 
 from __future__ import annotations
 
 import json
+import shlex
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import jwt
+
+if __name__ == "__main__" and not __package__:
+    # Run as a file, Python puts scripts/ first on the path, not the project.
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from shared.session.cookies import encode
 
@@ -48,10 +57,27 @@ def session_cookie(
     return f"{cookie_name}={encode(session, 'base64url')}"
 
 
+def shell_exports() -> str:
+    """`export ADA_TOKEN=...` lines for `eval`: the printed curl commands use them."""
+    lines = []
+    for mongo_id in USERS:
+        name = mongo_id.upper()
+        lines.append(f"export {name}_TOKEN={shlex.quote(access_token(mongo_id))}")
+        lines.append(f"export {name}_COOKIE={shlex.quote(session_cookie(mongo_id))}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    if argv == ["--shell"]:
+        print(shell_exports())
+        return 0
+    if argv:
+        print(f"usage: {Path(__file__).name} [--shell]", file=sys.stderr)
+        return 2
+    tokens = {m: {"access_token": access_token(m), "cookie": session_cookie(m)} for m in USERS}
+    print(json.dumps(tokens, indent=2))
+    return 0
+
+
 if __name__ == "__main__":
-    print(
-        json.dumps(
-            {m: {"access_token": access_token(m), "cookie": session_cookie(m)} for m in USERS},
-            indent=2,
-        )
-    )
+    sys.exit(main(sys.argv[1:]))

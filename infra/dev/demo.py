@@ -8,19 +8,16 @@ space and the bot's reply streams in; last, the thread channel's broadcasts.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 import httpx
 import psycopg
 
+from infra.dev.stack import NoStack, find, port_from_env
 from scripts.dev_tokens import USERS, access_token, session_cookie
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def show(step: str, sent: str, status: int | str, got: Any) -> None:
@@ -38,14 +35,16 @@ def as_user(conn: psycopg.Connection[Any], mongo_id: str) -> None:
 
 
 def main() -> int:
-    data = Path(os.environ.get("DEV_DATA_DIR", str(ROOT / ".local" / "dev")))
-    state = json.loads((data / "state.json").read_text())
-    port = int(os.environ.get("PORT", state["port"]))
-    base = f"http://127.0.0.1:{port}"
+    try:
+        stack = find(port_from_env())
+    except NoStack as exc:
+        print(f"make demo: {exc}", file=sys.stderr)
+        return 1
+    print(f"make dev on {stack.api_url} (published in {stack.path})", flush=True)
     ada = {"Authorization": f"Bearer {access_token('ada')}"}
     with (
-        httpx.Client(base_url=base, timeout=10) as http,
-        psycopg.connect(state["database_url"]) as db,
+        httpx.Client(base_url=stack.api_url, timeout=10) as http,
+        psycopg.connect(stack.database_url) as db,
     ):
         r = http.get(
             "/auth/token",

@@ -10,22 +10,26 @@ place of SQS. Ctrl-C stops it all.
 from __future__ import annotations
 
 import base64
+import fcntl
 import importlib
 import json
 import logging
 import os
+import shlex
 import signal
+import sys
 import threading
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import psycopg
 
 from infra.dev.auth import LocalAuth
 from infra.dev.platform import LocalQueue, WebhookDeliverer
+from infra.dev.stack import Stack
 from infra.local.cluster import PgCluster
 from infra.local.schema import apply_schema
 
@@ -135,37 +139,122 @@ def make_handler(handlers: dict[str, Any]) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def banner(port: int, database_url: str) -> None:
-    from scripts.dev_tokens import access_token, session_cookie
+DEMO_UTTERANCE = "/msg-dev-hello"
 
-    base = f"http://127.0.0.1:{port}"
-    ada, bob = access_token("ada"), access_token("bob")
+
+def seed(cluster: PgCluster, port: int) -> None:
+    """The demo seed, the webhook's target and one utterance for the printed
+    bot-trigger command to name (inserted without firing the webhook: the
+    command is what triggers the bot)."""
+    with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
+        conn.execute((DEV / "seed.sql").read_text().encode())
+        conn.execute(
+            "insert into private.settings (key, value) values ('bot_trigger_url', %s),"
+            " ('bot_trigger_secret', %s) on conflict (key) do update set value = excluded.value",
+            (f"http://127.0.0.1:{port}/webhooks/bot-trigger", os.environ["WEBHOOK_SECRET"]),
+        )
+        with conn.transaction():
+            conn.execute("set local session_replication_role = replica")
+            conn.execute(
+                "insert into public.intentions (id, name, type, owner_id, location_id, state, content)"
+                " values (%s, 'Message from Ada', 'utterance', '@ada', '#lounge', 'complete',"
+                ' \'{"text": "Hello Echo, what can you do?"}\') on conflict (id) do nothing',
+                (DEMO_UTTERANCE,),
+            )
+
+
+def webhook_body(intention_id: str) -> str:
+    """What the database webhook sends for a new utterance (the handler reads
+    the row back; the payload only names it)."""
+    record = {"id": intention_id, "type": "utterance", "owner_id": "@ada", "location_id": "#lounge"}
+    return json.dumps(
+        {"type": "INSERT", "table": "intentions", "schema": "public", "record": record,
+         "old_record": None}
+    )  # fmt: skip
+
+
+def try_it(base: str) -> list[str]:
+    """Commands that run as printed in bash from the repository (tokens in
+    shell variables: a JWT is too long to paste)."""
+    curl = "curl -sS --fail-with-body -w '\\n'"
+    json_type = "-H 'Content-Type: application/json'"
+    secret = shlex.quote(f"x-webhook-secret: {os.environ['WEBHOOK_SECRET']}")
+    return [
+        'eval "$(uv run python scripts/dev_tokens.py --shell)"'
+        "   # ADA_TOKEN, BOB_TOKEN, ADA_COOKIE, BOB_COOKIE (1 hour)",
+        f'{curl} {base}/auth/token -H "Cookie: $ADA_COOKIE"',
+        f'{curl} -X POST {base}/chat/threads/ensure -H "Authorization: Bearer $ADA_TOKEN"'
+        f' {json_type} -d \'{{"other_mongo_id": "bob"}}\'',
+        f'{curl} -X POST {base}/chat/messages -H "Authorization: Bearer $ADA_TOKEN"'
+        f' {json_type} -d \'{{"thread_id": "ada__bob", "body": "Hi Bob"}}\'',
+        f"{curl} -X POST {base}/webhooks/bot-trigger -H {secret} {json_type}"
+        f" -d {shlex.quote(webhook_body(DEMO_UTTERANCE))}",
+    ]
+
+
+def banner(stack: Stack) -> None:
+    commands = "\n".join(f"    {line}" for line in try_it(stack.api_url))
     print(
         f"""
-  API           {base}   (GET / answers once ready)
-  Database      {database_url.replace("authenticator", "postgres")}
-                (the functions connect as {database_url})
+  API           {stack.api_url}   (GET / answers once ready)
+  Database      {stack.database_url}
+                (the functions connect as {stack.functions_database_url})
+  Data          {stack.data_dir}   (PostgreSQL log: {stack.postgres_log})
   Users         ada (mongo id "ada") and bob (mongo id "bob"); space #lounge with the bot @echo
-  Auth          refresh grant and JWKS on {os.environ["SUPABASE_URL"]} (tokens signed with the local secret)
+  Auth          refresh grant and JWKS on {stack.supabase_url} (tokens signed with the local secret)
   Bot model     {"OpenRouter via OPENROUTER_API_KEY" if os.environ.get("OPENROUTER_API_KEY") else "built-in echo model (offline; set OPENROUTER_API_KEY for a real one)"}
+  Published in  {stack.path}   (`make demo` and `make invoke` read it)
 
-  ada's access token (1 hour; `uv run python scripts/dev_tokens.py` for fresh ones):
-    {ada}
-  bob's access token:
-    {bob}
-  ada's session cookie:
-    {session_cookie("ada")}
+  Try it (bash, in this folder; the last one makes @echo answer Ada's "{DEMO_UTTERANCE}" once):
+{commands}
 
-  curl {base}/auth/token -H 'Cookie: {session_cookie("ada")[:40]}...'
-  curl -X POST {base}/chat/threads/ensure -H 'Authorization: Bearer {ada[:16]}...' -H 'Content-Type: application/json' -d '{{"other_mongo_id": "bob"}}'
-  curl -X POST {base}/chat/messages -H 'Authorization: Bearer {ada[:16]}...' -H 'Content-Type: application/json' -d '{{"thread_id": "ada__bob", "body": "Hi Bob"}}'
-  curl -X POST {base}/webhooks/bot-trigger -H 'x-webhook-secret: {os.environ["WEBHOOK_SECRET"]}' -H 'Content-Type: application/json' -d @<(jq -r .body events/bot-trigger.json)
-  (full tokens above; `make demo` plays a whole conversation)
-
+  In another terminal: `make demo` plays a whole conversation;
+  `make invoke FN=threadEnsure EVENT=events/thread-ensure.json` runs one function with sls invoke local.
   Ctrl-C stops everything.
 """,
         flush=True,
     )
+
+
+class DataDirInUse(RuntimeError):
+    pass
+
+
+def lock_data_dir(data: Path, port: int) -> IO[str]:
+    """One `make dev` per data folder: the lock dies with its process, so a
+    crashed run never blocks the next one."""
+    data.mkdir(parents=True, exist_ok=True)
+    lock = (data / "make-dev.lock").open("a+")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        holder = lock.read().strip() or "another process"
+        lock.close()
+        raise DataDirInUse(
+            f"{data} is in use by another `make dev` ({holder}): stop it with Ctrl-C in its"
+            " terminal, or give this one its own DEV_DATA_DIR (and PORT, DEV_PG_PORT, DEV_AUTH_PORT)"
+        ) from None
+    lock.seek(0)
+    lock.truncate()
+    lock.write(f"pid {os.getpid()}, port {port}")
+    lock.flush()
+    return lock
+
+
+def serve(
+    address: tuple[str, int], handler: type[BaseHTTPRequestHandler], what: str, variable: str
+) -> ThreadingHTTPServer:
+    try:
+        server = ThreadingHTTPServer(address, handler)
+    except OSError as exc:
+        raise RuntimeError(
+            f"cannot serve {what} on {address[0]}:{address[1]} ({exc.strerror}): another program"
+            f" uses the port; choose a free one with {variable}=..."
+        ) from None
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name=what, daemon=True).start()
+    return server
 
 
 def main() -> int:
@@ -176,28 +265,30 @@ def main() -> int:
     auth_port = int(os.environ.get("DEV_AUTH_PORT", "54321"))
     # The functions find GoTrue (and the JWKS) under SUPABASE_URL, as on Supabase.
     os.environ["SUPABASE_URL"] = f"http://127.0.0.1:{auth_port}"
-    data = Path(os.environ.get("DEV_DATA_DIR", str(ROOT / ".local" / "dev")))
+    data = Path(os.environ.get("DEV_DATA_DIR", str(ROOT / ".local" / "dev"))).resolve()
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
 
-    cluster = PgCluster(data / "pg", pg_port)
-    say(f"starting PostgreSQL on 127.0.0.1:{pg_port} (data in {data / 'pg'})")
-    cluster.start()
-    server: ThreadingHTTPServer | None = None
-    auth_server: ThreadingHTTPServer | None = None
     try:
+        lock = lock_data_dir(data, port)
+    except DataDirInUse as exc:
+        print(f"make dev: {exc}", file=sys.stderr, flush=True)
+        return 1
+    cluster = PgCluster(data / "pg", pg_port)
+    stack: Stack | None = None
+    servers: list[ThreadingHTTPServer] = []
+    try:
+        leftover = cluster.stop_leftover()
+        if leftover:
+            say(f"stopped PostgreSQL (pid {leftover}) that a previous run of {data} left running")
+        say(f"starting PostgreSQL on 127.0.0.1:{pg_port} (data in {data / 'pg'})")
+        cluster.start()
         applied = apply_schema(cluster.dsn())
         say(f"schema ready ({len(applied)} new migration(s) applied)")
         database_url = cluster.dsn(user="authenticator")
         os.environ["DATABASE_URL"] = database_url
-        with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
-            conn.execute((DEV / "seed.sql").read_text().encode())
-            conn.execute(
-                "insert into private.settings (key, value) values ('bot_trigger_url', %s),"
-                " ('bot_trigger_secret', %s) on conflict (key) do update set value = excluded.value",
-                (f"http://127.0.0.1:{port}/webhooks/bot-trigger", os.environ["WEBHOOK_SECRET"]),
-            )
+        seed(cluster, port)
         say("demo seeded: ada, bob, #lounge, @echo")
 
         from shared import container
@@ -209,24 +300,32 @@ def main() -> int:
         threading.Thread(target=jobs.run, args=(stop,), name="queue", daemon=True).start()
         WebhookDeliverer(cluster.dsn(), stop).start()
 
-        auth_server = ThreadingHTTPServer(("127.0.0.1", auth_port), LocalAuth().handler())
-        auth_server.daemon_threads = True
-        threading.Thread(target=auth_server.serve_forever, name="auth", daemon=True).start()
-
-        server = ThreadingHTTPServer(("127.0.0.1", port), make_handler(handlers))
-        server.daemon_threads = True
-        threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
-        (data / "state.json").write_text(json.dumps({"port": port, "database_url": cluster.dsn()}))
-        say(f"serving on http://127.0.0.1:{port}")
-        banner(port, database_url)
+        servers.append(
+            serve(("127.0.0.1", auth_port), LocalAuth().handler(), "auth", "DEV_AUTH_PORT")
+        )
+        servers.append(serve(("127.0.0.1", port), make_handler(handlers), "http", "PORT"))
+        stack = Stack(
+            pid=os.getpid(), port=port, api_url=f"http://127.0.0.1:{port}",
+            supabase_url=os.environ["SUPABASE_URL"], database_url=cluster.dsn(),
+            functions_database_url=database_url, data_dir=str(data),
+            postgres_log=str(cluster.log_file),
+        )  # fmt: skip
+        stack.publish()
+        say(f"serving on {stack.api_url}")
+        banner(stack)
         stop.wait()
         say("stopping")
+    except RuntimeError as exc:
+        print(f"make dev: {exc}", file=sys.stderr, flush=True)
+        return 1
     finally:
         stop.set()
-        for running in (server, auth_server):
-            if running is not None:
-                running.shutdown()
-                running.server_close()
+        if stack is not None:
+            stack.withdraw()
+        for running in servers:
+            running.shutdown()
+            running.server_close()
         cluster.stop()
+        lock.close()
         say("stopped: PostgreSQL is down, nothing left running")
     return 0

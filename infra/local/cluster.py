@@ -95,10 +95,46 @@ class PgCluster:
             ]
         )  # fmt: skip
 
+    def _pg_ctl_command(self, *args: str) -> str:
+        """A pg_ctl command line for this cluster, as a person would type it."""
+        runner = f"runuser -u {SUPERUSER} -- " if os.geteuid() == 0 else ""
+        return f"{runner}{_bindir() / 'pg_ctl'} {' '.join(args)} -D {self.data_dir}"
+
+    def stop_leftover(self) -> int | None:
+        """Stops a server still running on this data folder from an earlier
+        owner that died without stopping it (a crash, SIGKILL): pg_ctl would
+        otherwise refuse to start. Returns its pid, or None if there was none."""
+        pid_file = self.data_dir / "postmaster.pid"
+        if not pid_file.exists():
+            return None
+        status_command = [str(_bindir() / "pg_ctl"), "status", "-D", str(self.data_dir)]
+        if os.geteuid() == 0:  # pg_ctl refuses to run as root
+            status_command = ["runuser", "-u", SUPERUSER, "--", *status_command]
+        status = subprocess.run(status_command, capture_output=True, text=True, check=False)  # noqa: S603
+        if status.returncode != 0:
+            return None  # a stale pid file: pg_ctl start deals with it
+        try:
+            pid = int(pid_file.read_text().split()[0])
+        except (OSError, IndexError, ValueError):
+            pid = 0
+        try:
+            self._run_as_owner(
+                [str(_bindir() / "pg_ctl"), "stop", "-w", "-t", "30", "-m", "fast",
+                 "-D", str(self.data_dir)]
+            )  # fmt: skip
+        except RuntimeError as exc:
+            raise RuntimeError(
+                f"a PostgreSQL left running on {self.data_dir} by an earlier run (pid {pid})"
+                f" would not stop: {exc}. Read {self.log_file}, then run"
+                f" `{self._pg_ctl_command('stop', '-m', 'immediate')}`"
+            ) from None
+        return pid
+
     def start(self) -> None:
         if not self.initialised:
             self.init()
         self._hand_over()
+        self.stop_leftover()
         options = [
             f"-p {self.port}",
             "-c listen_addresses=127.0.0.1",
@@ -109,15 +145,21 @@ class PgCluster:
         if not self.durable:
             # Throwaway clusters trade crash safety for speed.
             options += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]
-        self._run_as_owner(
-            [
-                str(_bindir() / "pg_ctl"),
-                "start", "-w", "-t", "60",
-                "-D", str(self.data_dir),
-                "-l", str(self.log_file),
-                "-o", " ".join(options),
-            ]
-        )  # fmt: skip
+        try:
+            self._run_as_owner(
+                [
+                    str(_bindir() / "pg_ctl"),
+                    "start", "-w", "-t", "60",
+                    "-D", str(self.data_dir),
+                    "-l", str(self.log_file),
+                    "-o", " ".join(options),
+                ]
+            )  # fmt: skip
+        except RuntimeError as exc:
+            raise RuntimeError(
+                f"PostgreSQL did not start on 127.0.0.1:{self.port}: {exc}. Read {self.log_file};"
+                f" `{self._pg_ctl_command('status')}` shows whether a server runs on this folder"
+            ) from None
 
     def stop(self) -> None:
         if not (self.data_dir / "postmaster.pid").exists():
