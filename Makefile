@@ -32,22 +32,28 @@ bench: bootstrap
 dev: bootstrap
 	$(UV) run python -m infra.dev
 
-## Wipe the local database (make dev starts from scratch next time).
+## Wipe the local database of DEV_DATA_DIR (default .local/dev): make dev starts from scratch next time.
 dev-reset:
-	rm -rf .local/dev
+	rm -rf "$${DEV_DATA_DIR:-.local/dev}"
 
-## A narrated conversation against a running `make dev` (same PORT).
-demo:
+## A narrated conversation against the running `make dev` (PORT= picks one if several run).
+demo: bootstrap
 	$(UV) run python -m infra.dev.demo
 
 ## Lambda artifacts (.local/build/*.zip) and the CloudFormation template, offline.
+## Stage params go in PARAMS: make package PARAMS="--param=supabaseUrl=https://<ref>.supabase.co
+## --param=allowedOrigins=https://app.example.com"; without the required ones the template
+## holds placeholders, says so, and `sls deploy` refuses it.
 package: bootstrap
 	$(UV) run python scripts/package_functions.py
-	$(SLS) package --stage $(STAGE)
+	$(SLS) package --stage $(STAGE) $(PARAMS)
 
-## Deploy (needs AWS credentials and the SSM parameters: see README, "Deploy").
-deploy: package
-	$(SLS) deploy --stage $(STAGE) --package .serverless
+## Deploy (AWS credentials, the SSM parameters and PARAMS as for package: see README, "Deploy").
+## Checks the required params first, offline, before building anything.
+deploy: bootstrap
+	$(SLS) check-params --stage $(STAGE) $(PARAMS)
+	$(MAKE) --no-print-directory package
+	$(SLS) deploy --stage $(STAGE) --package .serverless $(PARAMS)
 
 ## sls invoke local against the running `make dev` (any ports; PORT= picks one of several):
 ## make invoke FN=threadEnsure EVENT=events/thread-ensure.json. Fails on an error or a 5xx.

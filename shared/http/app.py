@@ -22,8 +22,7 @@ from mangum import Mangum
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared import container
-from shared.http import errors
-from shared.http.cors import CorsMiddleware
+from shared.http import cors, errors
 from shared.http.guard import BodyGuard
 from shared.logs import Logger, get_logger
 from shared.tracing import traced
@@ -82,7 +81,7 @@ def create_app(service: str, *, methods: str = "GET, POST") -> FastAPI:
 
     app.add_middleware(BodyGuard)
     app.add_middleware(
-        CorsMiddleware, origins=lambda: container.settings().allowed_origins, methods=methods
+        cors.CORSMiddleware, **cors.options(container.settings().allowed_origins, methods)
     )
     app.add_middleware(RequestContext, logger=logger)
     return app

@@ -253,7 +253,8 @@ def test_cors_for_allowed_origins_only(
             "access-control-request-headers": "authorization, content-type",
         },
     )
-    assert preflight.status == 204
+    # Starlette's CORSMiddleware answers 200 (browsers accept any 2xx).
+    assert preflight.status == 200
     assert "POST" in preflight.headers["access-control-allow-methods"]
     assert "authorization" in preflight.headers["access-control-allow-headers"]
     refused = chat_message(
@@ -261,7 +262,8 @@ def test_cors_for_allowed_origins_only(
         "/chat/messages",
         headers={"origin": "https://evil.example", "access-control-request-method": "POST"},
     )
-    assert refused.status == 403
+    # and 400 to a refused preflight: the browser acts on the missing allow-origin.
+    assert refused.status == 400
     assert "access-control-allow-origin" not in refused.headers
 
 
