@@ -37,6 +37,7 @@ class Stack:
         return STACKS / f"{self.port}.json"
 
     def publish(self) -> None:
+        running()  # drops what crashed runs left
         STACKS.mkdir(parents=True, exist_ok=True)
         partial = self.path.with_suffix(".tmp")
         partial.write_text(json.dumps(asdict(self), indent=2))
