@@ -265,6 +265,10 @@ def main() -> int:
     auth_port = int(os.environ.get("DEV_AUTH_PORT", "54321"))
     # The functions find GoTrue (and the JWKS) under SUPABASE_URL, as on Supabase.
     os.environ["SUPABASE_URL"] = f"http://127.0.0.1:{auth_port}"
+    # Pages served from the API's own origin may call it, whatever its port.
+    origins = [o for o in os.environ["ALLOWED_ORIGINS"].split(",") if o]
+    own = f"http://127.0.0.1:{port}"
+    os.environ["ALLOWED_ORIGINS"] = ",".join([*origins, own] if own not in origins else origins)
     data = Path(os.environ.get("DEV_DATA_DIR", str(ROOT / ".local" / "dev"))).resolve()
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())

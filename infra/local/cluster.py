@@ -156,8 +156,13 @@ class PgCluster:
                 ]
             )  # fmt: skip
         except RuntimeError as exc:
+            log = self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
+            last = [line for line in log.splitlines() if line.strip()][-4:]
+            said = " ".join(str(exc).split()).rstrip(".")
             raise RuntimeError(
-                f"PostgreSQL did not start on 127.0.0.1:{self.port}: {exc}. Read {self.log_file};"
+                f"PostgreSQL did not start on 127.0.0.1:{self.port} ({said}). Its log ends:\n  "
+                + "\n  ".join(last)
+                + f"\nRead {self.log_file};"
                 f" `{self._pg_ctl_command('status')}` shows whether a server runs on this folder"
             ) from None
 

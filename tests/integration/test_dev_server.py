@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -221,3 +222,29 @@ def test_make_dev_recovers_after_being_killed(tmp_path: Path) -> None:
     finally:
         assert second.stop() == 0, second.output
     assert_nothing_left(data)
+
+
+@pytest.mark.parametrize("taken", ["DEV_PG_PORT", "PORT"])
+def test_a_port_in_use_is_named_with_what_to_do(tmp_path: Path, taken: str) -> None:
+    # Given another program listens on one of make dev's ports
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        ports = {name: str(free_port()) for name in ("PORT", "DEV_PG_PORT", "DEV_AUTH_PORT")}
+        ports[taken] = str(squatter.getsockname()[1])
+
+        # When make dev starts
+        done = run([sys.executable, "-m", "infra.dev"],
+                   clean_env(**ports, DEV_DATA_DIR=str(tmp_path / "dev")), timeout=120)  # fmt: skip
+
+    # Then it fails with one message saying what to read or change, and leaves nothing running
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    if taken == "PORT":
+        assert f"cannot serve http on 127.0.0.1:{ports['PORT']}" in done.stderr
+        assert "choose a free one with PORT=..." in done.stderr
+    else:
+        assert f"PostgreSQL did not start on 127.0.0.1:{ports['DEV_PG_PORT']}" in done.stderr
+        assert f"Read {tmp_path / 'dev' / 'pg' / 'postgres.log'}" in done.stderr
+        assert "pg_ctl status -D" in done.stderr
+    assert_nothing_left(tmp_path / "dev")
