@@ -7,6 +7,7 @@ the local JWT secret (infra/dev/local.env). Local use only.
 from __future__ import annotations
 
 import json
+import os
 import time
 from typing import Any
 
@@ -22,10 +23,15 @@ USERS = {
 FAR_FUTURE = 4102444800  # 2100-01-01: for the committed sample events only
 
 
+def _supabase_url() -> str:
+    """make dev serves the local auth on DEV_AUTH_PORT and sets SUPABASE_URL to it."""
+    return f"http://127.0.0.1:{os.environ.get('DEV_AUTH_PORT', '54321')}"
+
+
 def access_token(mongo_id: str, *, expires_at: int | None = None) -> str:
     now = int(time.time())
     claims = {
-        "iss": "http://127.0.0.1:54321/auth/v1", "sub": USERS[mongo_id], "aud": "authenticated",
+        "iss": f"{_supabase_url()}/auth/v1", "sub": USERS[mongo_id], "aud": "authenticated",
         "role": "authenticated", "iat": now, "exp": expires_at or now + 3600,
         "email": f"{mongo_id}@example.test",
         "app_metadata": {"provider": "email", "mongo_user_id": mongo_id},
