@@ -92,6 +92,7 @@ def run() -> list[Row]:
     rows: list[Row] = []
     answers = {"ensure_chat_thread": THREAD, "insert_chat_message": MESSAGE}
     with canned_supabase(keys.jwks(), answers) as url:
+        keys.serve_at(url)
         env = {
             **os.environ,
             "SUPABASE_URL": url,

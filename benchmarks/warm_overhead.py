@@ -36,6 +36,7 @@ def run() -> list[Row]:
     answers = {"ensure_chat_thread": THREAD, "insert_chat_message": MESSAGE}
     rows = []
     with canned_supabase(keys.jwks(), answers) as url:
+        keys.serve_at(url)
         os.environ.update(SUPABASE_URL=url, SUPABASE_ANON_KEY=keys.anon_key(), LOG_LEVEL="WARNING",
                           ALLOWED_ORIGINS="https://app.example.test")  # fmt: skip
         os.environ.pop("DATABASE_URL", None)

@@ -9,6 +9,7 @@ the local JWT secret (infra/dev/local.env). Local use only.
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import sys
 import time
@@ -31,10 +32,26 @@ USERS = {
 FAR_FUTURE = 4102444800  # 2100-01-01: for the committed sample events only
 
 
+def _supabase_url() -> str:
+    """The issuer's base: the local auth of the `make dev` this token is for.
+
+    Inside `make dev`, SUPABASE_URL is its local auth. From another shell, the
+    running stack says where it is (tokens must carry its `iss`), whatever
+    ports it was started on; without one, DEV_AUTH_PORT or the default."""
+    if os.environ.get("SUPABASE_URL", "").startswith("http://127.0.0.1:"):
+        return os.environ["SUPABASE_URL"].rstrip("/")
+    from infra.dev.stack import NoStack, find, port_from_env
+
+    try:
+        return find(port_from_env()).supabase_url
+    except NoStack:
+        return f"http://127.0.0.1:{os.environ.get('DEV_AUTH_PORT', '54321')}"
+
+
 def access_token(mongo_id: str, *, expires_at: int | None = None) -> str:
     now = int(time.time())
     claims = {
-        "iss": "http://127.0.0.1:54321/auth/v1", "sub": USERS[mongo_id], "aud": "authenticated",
+        "iss": f"{_supabase_url()}/auth/v1", "sub": USERS[mongo_id], "aud": "authenticated",
         "role": "authenticated", "iat": now, "exp": expires_at or now + 3600,
         "email": f"{mongo_id}@example.test",
         "app_metadata": {"provider": "email", "mongo_user_id": mongo_id},

@@ -87,7 +87,11 @@ def _build_verifier() -> TokenVerifier:
     http = httpx.Client(timeout=httpx.Timeout(3.0, connect=2.0))
     jwks = JwksCache(f"{config.supabase_url}/auth/v1/.well-known/jwks.json", http)
     secret = config.supabase_jwt_secret
-    return TokenVerifier(jwks, secret.get_secret_value() if secret else None)
+    return TokenVerifier(
+        jwks,
+        secret.get_secret_value() if secret else None,
+        issuer=f"{config.supabase_url}/auth/v1",
+    )
 
 
 def _load_bot_trigger_settings() -> BotTriggerSettings:

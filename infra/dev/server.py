@@ -166,7 +166,7 @@ def seed(cluster: PgCluster, port: int) -> None:
 def webhook_body(intention_id: str) -> str:
     """What the database webhook sends for a new utterance (the handler reads
     the row back; the payload only names it)."""
-    record = {"id": intention_id, "type": "utterance", "owner_id": "@ada", "location_id": "#lounge"}
+    record = {"id": intention_id}
     return json.dumps(
         {"type": "INSERT", "table": "intentions", "schema": "public", "record": record,
          "old_record": None}

@@ -2,30 +2,32 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.validation import PgText, Storable
+
+IntentionId = Annotated[str, Field(min_length=1, max_length=255), Storable]
+
 
 class IntentionRecord(BaseModel):
-    """A row of public.intentions as the webhook carries it."""
+    """The new row, as the webhook names it. Our trigger sends only its
+    identity, `{"id": ...}` (bot-trigger reads the row back from the table);
+    a full row, as Supabase's generic webhooks send, is accepted and its other
+    fields are ignored."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="ignore")
 
-    id: str = Field(min_length=1, max_length=255)
-    type: str
-    owner_id: str = Field(min_length=1)
-    location_id: str = Field(min_length=1)
-    state: str | None = None
-    content: dict[str, Any] | None = None
+    id: IntentionId
 
 
 class WebhookPayload(BaseModel):
-    """Supabase's database webhook body."""
+    """Supabase's database webhook body: {type, table, schema, record, old_record}."""
 
     type: Literal["INSERT", "UPDATE", "DELETE"]
-    table: str
-    schema_: str = Field(alias="schema")
+    table: PgText
+    schema_: PgText = Field(alias="schema")
     record: IntentionRecord | None = None
     old_record: dict[str, Any] | None = None
 
@@ -35,6 +37,6 @@ class BotJob(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    bot_id: str = Field(min_length=1)
-    space_id: str = Field(min_length=1)
-    trigger_id: str = Field(min_length=1)
+    bot_id: Annotated[str, Field(min_length=1), Storable]
+    space_id: Annotated[str, Field(min_length=1), Storable]
+    trigger_id: IntentionId

@@ -23,12 +23,12 @@ def jobs_for(payload: WebhookPayload, db: Database) -> tuple[list[BotJob], str |
         return [], "not an insert into public.intentions"
     if record is None:
         return [], "no record"
-    if record.type != "utterance":
-        return [], "not an utterance"
     # The row is read back from the database: the payload only names it.
     found = db.call("bots_for_utterance", {"_intention_id": record.id}, SERVICE)
     if not found.get("found"):
         return [], "intention not found"
+    if found.get("type") != "utterance":
+        return [], "not an utterance"
     if found.get("speaker_is_bot"):
         return [], "spoken by a bot"
     space = str(found["space_id"])

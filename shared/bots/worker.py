@@ -19,7 +19,7 @@ from typing import Any
 from shared.auth.principal import SERVICE
 from shared.bots.models import BotJob
 from shared.db.port import Database
-from shared.errors import NotFound
+from shared.errors import Conflict, NotFound
 from shared.llm.client import ChatMessage, ChatModel, LlmError
 
 logger = logging.getLogger(__name__)
@@ -30,6 +30,16 @@ ModelFor = Callable[[str | None], ChatModel]
 
 class RetryLater(Exception):
     """The job failed in a way that retrying may fix: let the queue retry it."""
+
+
+class ReplyIdTaken(Exception):
+    """The id the reply must be written under is held by a row that is not
+    this bot's reply (a squatter, or data from before the guard): the bot
+    cannot answer, and retrying will not change that."""
+
+    def __init__(self, reply_type: str) -> None:
+        super().__init__(f"the bot's {reply_type} id is held by another row")
+        self.reply_type = reply_type
 
 
 @dataclass(frozen=True)
@@ -69,12 +79,17 @@ class ReplyWriter:
         self.written = False
 
     def _write(self, text: str, state: str, type_: str = "utterance") -> dict[str, Any]:
-        row: dict[str, Any] = self._db.call(
-            "write_bot_reply",
-            {"_bot_id": self._job.bot_id, "_trigger_id": self._job.trigger_id,
-             "_text": text, "_state": state, "_type": type_},
-            SERVICE,
-        )  # fmt: skip
+        try:
+            row: dict[str, Any] = self._db.call(
+                "write_bot_reply",
+                {"_bot_id": self._job.bot_id, "_trigger_id": self._job.trigger_id,
+                 "_text": text, "_state": state, "_type": type_},
+                SERVICE,
+            )  # fmt: skip
+        except Conflict as exc:
+            if exc.code == "reply_id_taken":
+                raise ReplyIdTaken(type_) from exc
+            raise
         return row
 
     def progress(self, text: str) -> None:
@@ -122,6 +137,28 @@ def answer(
         return Outcome("skipped", "bot is no longer in the space")
 
     writer = ReplyWriter(db, job, interval)
+    try:
+        return _reply(job, context, writer, model_for, final_attempt=final_attempt)
+    except ReplyIdTaken as exc:
+        # A retry would fail the same way: the job is done, and reported.
+        logger.error("bot %s: cannot reply to %s: %s", job.bot_id, job.trigger_id, exc)
+        if exc.reply_type != "error":
+            try:
+                writer.error_notice(f"{bot['name']} could not answer: its reply id is taken.")
+            except ReplyIdTaken:
+                logger.error("bot %s: its error notice id is taken too", job.bot_id)
+        return Outcome("failed", "reply_id_taken")
+
+
+def _reply(
+    job: BotJob,
+    context: dict[str, Any],
+    writer: ReplyWriter,
+    model_for: ModelFor,
+    *,
+    final_attempt: bool,
+) -> Outcome:
+    bot = context["bot"]
     text = ""
     try:
         model = model_for(bot.get("llm_api_key"))

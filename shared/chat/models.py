@@ -8,7 +8,19 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-MongoId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
+from shared.validation import Storable
+
+# As the database checks it (private.is_valid_mongo_id): no whitespace, no
+# '__' and no '_' at either end, so that in a thread id `a__b` the first '__'
+# is the separator and ("A_", "b") and ("A", "_b") cannot meet as "A___b".
+MONGO_ID_PATTERN = r"^[^\s_]+(?:_[^\s_]+)*$"
+MongoId = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=128, pattern=MONGO_ID_PATTERN
+    ),
+    Storable,
+]
 
 
 class EnsureThreadRequest(BaseModel):
@@ -44,9 +56,11 @@ class Thread(BaseModel):
 class PostMessageRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    thread_id: Annotated[str, StringConstraints(min_length=3, max_length=300)]
+    thread_id: Annotated[str, StringConstraints(min_length=3, max_length=300), Storable]
     # Trimmed and measured again by the database; checked here to fail fast.
-    body: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
+    body: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000), Storable
+    ]
     client_id: uuid.UUID | None = None
 
 

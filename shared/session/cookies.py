@@ -4,6 +4,9 @@ Name `sb-<project-ref>-auth-token`, whole or split into `.0`, `.1`, ...
 chunks whose URI-encoded length is at most 3180; value either `base64-` +
 base64url(JSON) (the current default) or the URL-encoded JSON itself (older
 releases). We read both and write back in the format we were given.
+
+Cookies come from anyone: a value too large or nested too deep to be a
+session reads as no session (401 no_session), never as an error.
 """
 
 from __future__ import annotations
@@ -19,6 +22,9 @@ from urllib.parse import quote, unquote
 BASE64_PREFIX = "base64-"
 MAX_CHUNK_SIZE = 3180
 MAX_AGE_SECONDS = 400 * 24 * 3600  # @supabase/ssr's default
+# A session (two tokens, the user) is a few KB; browsers send at most about
+# 4 KB per cookie and API Gateway at most 10 KB of headers per value.
+MAX_SESSION_CHARS = 32 * 1024
 Encoding = Literal["base64url", "raw"]
 
 
@@ -63,6 +69,8 @@ def combine(cookies: dict[str, str], name: str) -> str | None:
 
 
 def decode(value: str) -> tuple[dict[str, Any], Encoding] | None:
+    if len(value) > MAX_SESSION_CHARS:
+        return None
     encoding: Encoding = "raw"
     text = value
     if value.startswith(BASE64_PREFIX):
@@ -74,7 +82,7 @@ def decode(value: str) -> tuple[dict[str, Any], Encoding] | None:
             return None
     try:
         session = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if isinstance(session, list) and session and isinstance(session[0], str):
         # The oldest auth-helpers format: [access_token, refresh_token, ...]

@@ -54,20 +54,23 @@ def _can_join(
     return len(rows) > 0
 
 
-def _can_send(api: psycopg.Connection[Any], claims: dict[str, Any], topic: str) -> bool:
+def _can_send(
+    api: psycopg.Connection[Any], claims: dict[str, Any], topic: str, event: str = "typing"
+) -> bool:
     """Realtime's write check: an insert as the user, rolled back."""
     try:
         with acting_as(api, claims, topic=topic) as cur:
             cur.execute(
                 "insert into realtime.messages (topic, extension, event, payload)"
-                " values (realtime.topic(), 'broadcast', 'typing', '{}')"
+                " values (realtime.topic(), 'broadcast', %s, '{}')",
+                (event,),
             )
     except psycopg.errors.InsufficientPrivilege:
         return False
     return True
 
 
-def test_only_participants_join_and_send_on_the_thread_channel(
+def test_only_participants_join_and_nobody_sends_on_the_thread_channel(
     admin: psycopg.Connection[Any], api: psycopg.Connection[Any], pair: tuple[User, User, str]
 ) -> None:
     amy, bob, thread_id = pair
@@ -77,7 +80,10 @@ def test_only_participants_join_and_send_on_the_thread_channel(
     assert _can_join(api, admin, amy.claims(), topic)
     assert _can_join(api, admin, bob.claims(), topic)
     assert not _can_join(api, admin, eve.claims(), topic)
-    assert _can_send(api, amy.claims(), topic)
+    # Only the database broadcasts there: a participant could otherwise forge
+    # its INSERT event naming the other participant as sender.
+    assert not _can_send(api, amy.claims(), topic, event="INSERT")
+    assert not _can_send(api, amy.claims(), topic)
     assert not _can_send(api, eve.claims(), topic)
     # A participant of one thread gets nothing on a made-up topic
     assert not _can_join(api, admin, amy.claims(), "chat:amy__eve")

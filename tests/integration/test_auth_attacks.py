@@ -51,6 +51,11 @@ def _forged_tokens(keys: SigningKeys, user: User) -> dict[str, str]:
         "wrong audience": keys.sign({**claims, "aud": "some-other-app"}),
         "no audience": keys.sign({k: v for k, v in claims.items() if k != "aud"}),
         "forged service_role": keys.sign({**claims, "role": "service_role"}),
+        "another issuer": keys.sign({**claims, "iss": "https://other-project.supabase.co/auth/v1"}),
+        "issuer without /auth/v1": keys.sign(
+            {**claims, "iss": claims["iss"].removesuffix("/auth/v1")}
+        ),
+        "no issuer": keys.sign({k: v for k, v in claims.items() if k != "iss"}),
         "anon key as bearer": keys.anon_key(),
         "signed by another key, same kid": jwt.encode(
             claims, other_key, algorithm="ES256", headers={"kid": keys.ec_kid}

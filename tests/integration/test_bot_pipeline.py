@@ -21,7 +21,7 @@ from tests.support.database import acting_as
 from tests.support.events import LambdaContext, parse
 from tests.support.fake_llm import FakeLlm, Step, reply, running
 from tests.support.pipeline import deliver_webhooks, drain, webhook_event
-from tests.support.spaces import World, make_world, say
+from tests.support.spaces import World, bot_reply_id, make_world, say, squat
 
 pytestmark = pytest.mark.integration
 
@@ -205,11 +205,17 @@ def test_bots_and_non_utterances_are_ignored(
         }
         return parse(trigger(webhook_event(body, {"x-webhook-secret": SECRET}), LambdaContext()))
 
-    record = {"id": by_bot, "type": "utterance", "owner_id": "@echo", "location_id": "#lounge"}
+    notice = say(admin, "@guest", "#lounge", "not an utterance", type_="error")
+
+    # The trigger sends the row's identity only; the row is read back
+    record = {"id": by_bot}
     assert post(record).body == {"ignored": "spoken by a bot"}
-    assert post({**record, "type": "error"}).body == {"ignored": "not an utterance"}
+    assert post({"id": notice}).body == {"ignored": "not an utterance"}
     assert post(record, type="UPDATE").body == {"ignored": "not an insert into public.intentions"}
-    assert post({**record, "id": "/msg-gone"}).body == {"ignored": "intention not found"}
+    assert post({"id": "/msg-gone"}).body == {"ignored": "intention not found"}
+    # A full row (Supabase's generic webhook) is accepted; its other fields are not trusted
+    full = {"id": by_bot, "type": "utterance", "owner_id": "@guest", "location_id": "#lounge"}
+    assert post(full).body == {"ignored": "spoken by a bot"}
     assert queues[0].receive_message(QueueUrl=queues[1]).get("Messages") is None
 
 
@@ -374,3 +380,30 @@ def test_without_any_key_the_echo_model_answers(
     assert text.startswith("[echo model: no LLM key configured]")
     assert "is anyone there?" in text
     assert llm.requests == []
+
+
+def test_a_taken_reply_id_is_reported_not_taken_for_an_answer(
+    pipeline: tuple[Handler, Handler],
+    queues: tuple[Any, str, str],
+    admin: psycopg.Connection[Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Given a person's row at @echo's reply id for the next message
+    make_world(admin)
+    trigger, worker = pipeline
+    said = say(admin, "@owner", "#lounge", "hello bots")
+    assert [d.status for d in deliver_webhooks(admin, trigger)] == [202]
+    squat(admin, bot_reply_id("@echo", said), "@guest", "#lounge")
+    admin.execute("delete from net.http_request_queue")  # the squat's own webhook
+
+    # When the bots answer
+    responses = drain(queues[0], queues[1], worker)
+
+    # Then @sage answered; @echo's job ended (no retry can help) with an error
+    # notice in the space and an error in the log, not as "already answered"
+    assert responses == [{"batchItemFailures": []}]
+    replies = _replies(admin, said)
+    assert replies["@sage:utterance"][0] == "complete"
+    assert "@echo:utterance" not in replies
+    assert replies["@echo:error"][:2] == ("failed", "echo could not answer: its reply id is taken.")
+    assert any(r.levelname == "ERROR" and "cannot reply" in r.getMessage() for r in caplog.records)

@@ -194,5 +194,6 @@ def _handler(fake: FakeSupabase) -> type[BaseHTTPRequestHandler]:
 @contextmanager
 def running(fake: FakeSupabase) -> Iterator[FakeSupabase]:
     with serve(_handler(fake)) as url:
-        fake.url = url + ""
+        fake.url = url
+        fake.keys.serve_at(url)
         yield fake

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from dataclasses import dataclass
@@ -102,3 +103,21 @@ def make_world(conn: psycopg.Connection[Any]) -> World:
     add_being(conn, "@hermit", type_="bot", location="#attic", bot_model="m", bot_prompt="p")
     conn.execute("select public.set_bot_llm_api_key('@sage', 'sk-sage-secret')")
     return World(owner, guest, stranger)
+
+
+def bot_reply_id(bot: str, trigger: str, kind: str = "reply") -> str:
+    """The deterministic id anyone can compute (private.bot_reply_id)."""
+    return f"/bot-{kind}-" + hashlib.md5(f"{bot}|{trigger}".encode()).hexdigest()  # noqa: S324
+
+
+def squat(conn: psycopg.Connection[Any], intention_id: str, owner: str, space: str) -> None:
+    """A person's row at a bot's reply id, as a client could leave one before
+    the guard existed (the guard is lifted for this one insert)."""
+    with conn.transaction():
+        conn.execute("alter table public.intentions disable trigger intentions_guard_bot_reply_id")
+        conn.execute(
+            "insert into public.intentions (id, name, type, owner_id, location_id, state, content)"
+            " values (%s, 'squat', 'utterance', %s, %s, 'complete', '{}')",
+            (intention_id, owner, space),
+        )
+        conn.execute("alter table public.intentions enable trigger intentions_guard_bot_reply_id")

@@ -18,7 +18,10 @@ HS256_SECRET = "super-secret-jwt-token-with-at-least-32-characters-long"
 
 @dataclass(eq=False)
 class SigningKeys:
-    """The project's current ES256 key (in the JWKS), an RSA key, the legacy secret."""
+    """The project's current ES256 key (in the JWKS), an RSA key, the legacy secret.
+
+    `issuer` is what GoTrue puts in `iss`: SUPABASE_URL + "/auth/v1". The
+    Supabase stand-in serving these keys sets it to its own URL."""
 
     ec_private: ec.EllipticCurvePrivateKey = field(
         default_factory=lambda: ec.generate_private_key(ec.SECP256R1())
@@ -29,6 +32,11 @@ class SigningKeys:
     ec_kid: str = field(default_factory=lambda: f"ec-{uuid.uuid4().hex[:8]}")
     rsa_kid: str = field(default_factory=lambda: f"rsa-{uuid.uuid4().hex[:8]}")
     secret: str = HS256_SECRET
+    issuer: str = "http://127.0.0.1/auth/v1"
+
+    def serve_at(self, supabase_url: str) -> None:
+        """Tokens from now on are issued by the project at `supabase_url`."""
+        self.issuer = f"{supabase_url}/auth/v1"
 
     def jwks(self) -> dict[str, Any]:
         ec_jwk = json.loads(ECAlgorithm.to_jwk(self.ec_private.public_key()))
@@ -47,7 +55,7 @@ class SigningKeys:
     ) -> dict[str, Any]:
         now = int(time.time())
         claims: dict[str, Any] = {
-            "iss": "http://127.0.0.1/auth/v1",
+            "iss": self.issuer,
             "sub": str(user_id),
             "aud": "authenticated",
             "role": "authenticated",
