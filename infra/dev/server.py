@@ -26,6 +26,7 @@ import psycopg
 
 from infra.dev.auth import LocalAuth
 from infra.dev.platform import LocalQueue, WebhookDeliverer
+from infra.dev.web.hook import FrontEnd, allow_page_origin, start_front_end
 from infra.local.cluster import PgCluster
 from infra.local.schema import apply_schema
 
@@ -177,6 +178,7 @@ def main() -> int:
     # The functions find GoTrue (and the JWKS) under SUPABASE_URL, as on Supabase.
     os.environ["SUPABASE_URL"] = f"http://127.0.0.1:{auth_port}"
     data = Path(os.environ.get("DEV_DATA_DIR", str(ROOT / ".local" / "dev")))
+    allow_page_origin()
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -186,6 +188,7 @@ def main() -> int:
     cluster.start()
     server: ThreadingHTTPServer | None = None
     auth_server: ThreadingHTTPServer | None = None
+    front_end: FrontEnd | None = None
     try:
         applied = apply_schema(cluster.dsn())
         say(f"schema ready ({len(applied)} new migration(s) applied)")
@@ -209,7 +212,9 @@ def main() -> int:
         threading.Thread(target=jobs.run, args=(stop,), name="queue", daemon=True).start()
         WebhookDeliverer(cluster.dsn(), stop).start()
 
-        auth_server = ThreadingHTTPServer(("127.0.0.1", auth_port), LocalAuth().handler())
+        auth = LocalAuth()
+        front_end = start_front_end(cluster.dsn(), database_url, auth, port)
+        auth_server = ThreadingHTTPServer(("127.0.0.1", auth_port), auth.handler())
         auth_server.daemon_threads = True
         threading.Thread(target=auth_server.serve_forever, name="auth", daemon=True).start()
 
@@ -218,11 +223,16 @@ def main() -> int:
         threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
         (data / "state.json").write_text(json.dumps({"port": port, "database_url": cluster.dsn()}))
         say(f"serving on http://127.0.0.1:{port}")
+        say(
+            f"demo page on {front_end.url} (Realtime at {os.environ['SUPABASE_URL']}/realtime/v1/websocket)"
+        )
         banner(port, database_url)
         stop.wait()
         say("stopping")
     finally:
         stop.set()
+        if front_end is not None:
+            front_end.stop()
         for running in (server, auth_server):
             if running is not None:
                 running.shutdown()
