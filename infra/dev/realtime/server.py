@@ -34,6 +34,7 @@ from shared.auth.verifier import TokenVerifier
 from shared.errors import Unauthorized
 
 PATH = "/realtime/v1/websocket"
+_DATABASE_DOWN = "Realtime was unable to connect to the project database"
 logger = logging.getLogger("dev.realtime")
 
 
@@ -198,7 +199,11 @@ class RealtimeServer:
                 except ProtocolError as exc:
                     logger.info("unreadable frame: %s", exc)
                     continue
-                await self._handle(connection, frame)
+                try:
+                    await self._handle(connection, frame)
+                except psycopg.Error:
+                    logger.exception("database error on %s %s", frame.event, frame.topic)
+                    await connection.reply(frame, "error", {"reason": _DATABASE_DOWN})
         except ConnectionClosed:
             pass
         finally:
