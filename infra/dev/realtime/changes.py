@@ -45,12 +45,16 @@ class Binding:
     def reply(self) -> dict[str, Any]:
         return {**self.params, "id": self.id}
 
+    def covers(self, change: dict[str, Any]) -> bool:
+        """The change's event, schema and table are this binding's (filter aside)."""
+        return (
+            self.event in ("*", change["type"])
+            and self.schema in ("*", change["schema"])
+            and self.table in (None, "*", change["table"])
+        )
+
     def matches(self, change: dict[str, Any], record: dict[str, Any] | None) -> bool:
-        if self.event not in ("*", change["type"]):
-            return False
-        if self.schema != "*" and self.schema != change["schema"]:
-            return False
-        if self.table not in (None, "*", change["table"]):
+        if not self.covers(change):
             return False
         if self.filter is None:
             return True

@@ -389,7 +389,7 @@ class RealtimeServer:
             else:
                 for subscribers in list(self._subscribers.values()):
                     for channel in list(subscribers):
-                        if channel.bindings:
+                        if any(b.covers(event) for b in channel.bindings):
                             channel.inbox.put_nowait(("change", event))
 
     async def _deliver(self, channel: Channel) -> None:

@@ -57,7 +57,12 @@ def start_front_end(admin_dsn: str, database_url: str, auth: LocalAuth, api_port
     }
     cookie = os.environ.get("AUTH_COOKIE_NAME") or f"sb-{settings.project_ref}-auth-token"
     handler = page_handler(config, auth.sign_in, partial(say, database_url), cookie, list(USERS))
-    page = ThreadingHTTPServer(("127.0.0.1", page_port()), handler)
+    try:
+        page = ThreadingHTTPServer(("127.0.0.1", page_port()), handler)
+    except OSError as exc:
+        realtime.stop()
+        raise SystemExit(f"the demo page cannot listen on port {page_port()} ({exc.strerror}):"
+                         " set DEV_WEB_PORT to a free port") from None  # fmt: skip
     page.daemon_threads = True
     threading.Thread(target=page.serve_forever, name="page", daemon=True).start()
     return FrontEnd(realtime, page, f"http://127.0.0.1:{page_port()}")
