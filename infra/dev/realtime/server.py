@@ -153,9 +153,7 @@ class RealtimeServer:
         self._loop = asyncio.get_running_loop()
         self._stopped = asyncio.Event()
         await self.db.open()
-        listener = await psycopg.AsyncConnection.connect(self.db.dsn, autocommit=True)
-        await listener.execute("listen local_realtime_broadcast")
-        await listener.execute("listen local_realtime_changes")
+        listener = await self._listener()
         server: Server
         async with serve(self._serve, self.host, self.port,
                          process_request=self._check_request) as server:  # fmt: skip
@@ -164,7 +162,6 @@ class RealtimeServer:
             notifications = asyncio.create_task(self._listen(listener))
             await self._stopped.wait()
             notifications.cancel()
-        await listener.close()
         await self.db.close()
 
     # -- handshake ---------------------------------------------------------
@@ -377,20 +374,44 @@ class RealtimeServer:
 
     # -- deliveries from the database -------------------------------------
 
+    async def _listener(self) -> psycopg.AsyncConnection[Any]:
+        listener = await psycopg.AsyncConnection.connect(self.db.dsn, autocommit=True)
+        await listener.execute("listen local_realtime_broadcast")
+        await listener.execute("listen local_realtime_changes")
+        return listener
+
     async def _listen(self, listener: psycopg.AsyncConnection[Any]) -> None:
-        async for notification in listener.notifies():
+        """Routes notifications to the channels they concern; reconnects if
+        the database goes away (rows committed meanwhile are not replayed)."""
+        while True:
             try:
-                event = json.loads(notification.payload)
-            except ValueError:
-                continue
-            if notification.channel == "local_realtime_broadcast":
-                for channel in list(self._subscribers.get(str(event["topic"]), ())):
-                    channel.inbox.put_nowait(("broadcast", event))
-            else:
-                for subscribers in list(self._subscribers.values()):
-                    for channel in list(subscribers):
-                        if any(b.covers(event) for b in channel.bindings):
-                            channel.inbox.put_nowait(("change", event))
+                async for notification in listener.notifies():
+                    self._route(notification.channel, notification.payload)
+            except psycopg.OperationalError:
+                logger.warning("lost the LISTEN connection; reconnecting")
+            finally:
+                await listener.close()
+            while True:
+                await asyncio.sleep(1)
+                try:
+                    listener = await self._listener()
+                    break
+                except psycopg.OperationalError:
+                    continue
+
+    def _route(self, channel_name: str, payload: str) -> None:
+        try:
+            event = json.loads(payload)
+        except ValueError:
+            return
+        if channel_name == "local_realtime_broadcast":
+            for channel in list(self._subscribers.get(str(event.get("topic")), ())):
+                channel.inbox.put_nowait(("broadcast", event))
+            return
+        for subscribers in list(self._subscribers.values()):
+            for channel in list(subscribers):
+                if any(b.covers(event) for b in channel.bindings):
+                    channel.inbox.put_nowait(("change", event))
 
     async def _deliver(self, channel: Channel) -> None:
         while True:
@@ -400,7 +421,7 @@ class RealtimeServer:
                     await self._deliver_broadcast(channel, event)
                 else:
                     await self._deliver_change(channel, event)
-            except psycopg.Error:
+            except Exception:  # one bad row must not end the channel's deliveries
                 logger.exception("delivery to %s failed", channel.name)
 
     async def _deliver_broadcast(self, channel: Channel, event: dict[str, Any]) -> None:
