@@ -16,6 +16,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from infra.dev.web.lounge import error_status
 from shared.session.cookies import session_cookies
@@ -94,48 +95,54 @@ def page_handler(
                 mimetypes.guess_type(file.name)[0] or "application/octet-stream")  # fmt: skip
             self._send(200, file.read_bytes(), f"{kind}; charset=utf-8")
 
+        def _field(self, name: str) -> str | None:
+            """A string field of the JSON body; None (after a 400) if it is missing."""
+            try:
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+                return str(body[name])
+            except (ValueError, KeyError, TypeError):
+                message = f'send a JSON object with "{name}"'
+                self._json(400, {"error": {"code": "bad_request", "message": message}})
+                return None
+
         def _say(self) -> None:
             token = self.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-            try:
-                text = str(
-                    json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))[
-                        "text"
-                    ]
-                )
-            except (ValueError, KeyError, TypeError):
-                self._json(
-                    400, {"error": {"code": "bad_request", "message": 'send {"text": "..."}'}}
-                )
+            text = self._field("text")
+            if text is None:
                 return
             try:
                 self._json(201, say(token, text[:4000]))
             except Exception as exc:  # typed errors become 4xx; anything else is a bug
                 self._json(*error_status(exc))
 
-        def do_POST(self) -> None:
-            if self.path == "/dev/say":
-                self._say()
-                return
-            if self.path != "/dev/sign-in":
-                self._json(404, {"error": {"code": "not_found", "message": "no route"}})
-                return
-            try:
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
-                user, expires_in = str(body["user"]), int(body.get("expires_in", 3600))
-            except (ValueError, KeyError, TypeError):
-                self._json(
-                    400, {"error": {"code": "bad_request", "message": 'send {"user": "ada"}'}}
-                )
+        def _sign_in(self) -> None:
+            user = self._field("user")
+            if user is None:
                 return
             if user not in users:
+                message = f"demo users: {', '.join(users)}"
+                self._json(400, {"error": {"code": "unknown_user", "message": message}})
+                return
+            # ?expires_in= lets the tests sign in with an expiring (or expired) session.
+            expires_in = (parse_qs(urlsplit(self.path).query).get("expires_in") or ["3600"])[0]
+            if not expires_in.lstrip("-").isdigit():
                 self._json(
-                    400, {"error": {"code": "unknown_user", "message": f"demo users: {users}"}}
+                    400, {"error": {"code": "bad_request", "message": "expires_in: seconds"}}
                 )
                 return
-            session = sign_in(user, expires_in)
+            session = sign_in(user, int(expires_in))
             cookies = session_cookies(
                 cookie_name, session, "base64url", [], secure=False, domain=None
             )
             self._json(200, {"user": user, "expires_at": session["expires_at"]}, cookies)
+
+        def do_POST(self) -> None:
+            route = self.path.partition("?")[0]
+            if route == "/dev/say":
+                self._say()
+            elif route == "/dev/sign-in":
+                self._sign_in()
+            else:
+                self._json(404, {"error": {"code": "not_found", "message": "no route"}})
 
     return Handler

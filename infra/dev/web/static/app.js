@@ -63,9 +63,8 @@ function scheduleRefresh() {
 }
 
 async function signIn(user, expiresIn = 3600) {
-  const response = await fetch('/dev/sign-in', {
-    method: 'POST', headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ user, expires_in: expiresIn }),
+  const response = await fetch(`/dev/sign-in?expires_in=${expiresIn}`, {
+    method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ user }),
   })
   if (!response.ok) throw new Error(`sign-in: ${response.status}`)
   state.me = user
