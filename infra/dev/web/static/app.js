@@ -50,6 +50,13 @@ function scheduleRefresh() {
     try {
       const before = state.token.access_token
       await fetchToken()
+      // Cookies are per browser profile: another tab may have signed in as someone else.
+      if (state.token.user.mongo_user_id !== state.me) {
+        clearTimeout(refreshTimer)
+        await supabase.removeAllChannels()
+        log(`this browser is now signed in as ${state.token.user.mongo_user_id}: reload the page`)
+        return
+      }
       if (state.token.access_token !== before) {
         state.refreshes += 1
         log(`token refreshed (#${state.refreshes}); handing it to Realtime`)
