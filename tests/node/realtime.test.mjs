@@ -222,6 +222,30 @@ test('an expired token closes the channel; a token refreshed with setAuth keeps 
   assert.ok(await waitFor(() => freshGot.some((m) => m.payload.record.body === 'after expiry')))
 })
 
+test('a new token that may not read the topic closes the channel', async () => {
+  // Given Ada on her thread channel
+  const { supabase } = await connect(token('ada'))
+  const statuses = [], system = []
+  const channel = supabase
+    .channel('chat:ada__bob', { config: { private: true } })
+    .on('system', {}, (message) => system.push(message))
+  const closed = new Promise((resolve) => {
+    channel.subscribe((status) => {
+      statuses.push(status)
+      if (status === 'CLOSED') resolve()
+    })
+  })
+  await waitFor(() => statuses.includes('SUBSCRIBED'))
+
+  // When the connection hands over someone else's token (setAuth re-runs the read check)
+  await supabase.realtime.setAuth(token('cy'))
+  await Promise.race([closed, sleep(3000)])
+
+  // Then Realtime says why and closes the channel
+  assert.deepEqual(statuses, ['SUBSCRIBED', 'CLOSED'])
+  assert.equal(system[0].message, 'You no longer have permission to read from this Channel topic: chat:ada__bob')
+})
+
 test('vsn 1.0.0 (JSON objects) works too, heartbeats included', async () => {
   const beats = []
   const { supabase } = await connect(token('bob'), { vsn: '1.0.0', heartbeatIntervalMs: 300 })
