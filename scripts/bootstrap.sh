@@ -51,5 +51,11 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
   npm ci --no-audit --no-fund --loglevel=error
 fi
 
+# Headless Chromium for the browser tests, driven by npm's playwright-core
+# (which downloads no browser).
+if ! command -v chromium >/dev/null 2>&1; then
+  apt_install chromium fonts-liberation
+fi
+
 say "syncing Python dependencies (uv)"
 uv sync --frozen --quiet

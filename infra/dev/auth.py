@@ -1,17 +1,21 @@
 """GoTrue's refresh grant for local development: POST
 /auth/v1/token?grant_type=refresh_token rotates the refresh token and signs
-a new access token with the local JWT secret; the JWKS is empty (HS256)."""
+a new access token with the local JWT secret; the JWKS is empty (HS256).
+WebSocket upgrades under /realtime/v1/ go on to the local Realtime endpoint."""
 
 from __future__ import annotations
 
 import json
 import secrets
 import threading
+import time
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import jwt
 
+from infra.dev.realtime.proxy import PREFIX as REALTIME_PREFIX
+from infra.dev.realtime.proxy import forward_upgrade
 from scripts.dev_tokens import USERS, access_token
 
 
@@ -20,6 +24,16 @@ class LocalAuth:
         self._lock = threading.Lock()
         # The demo cookies carry these; each use rotates to a new one.
         self._refresh_tokens = {f"local-refresh-{mongo}": mongo for mongo in USERS}
+        self.realtime_port: int | None = None
+
+    def sign_in(self, mongo: str, expires_in: int = 3600) -> dict[str, Any]:
+        """A new session for a demo user (the dev page's sign-in), with its own refresh token."""
+        refresh_token = f"local-refresh-{mongo}-{secrets.token_hex(6)}"
+        with self._lock:
+            self._refresh_tokens[refresh_token] = mongo
+        return self._session(
+            mongo, refresh_token, access_token(mongo, expires_at=int(time.time()) + expires_in)
+        )
 
     def refresh(self, refresh_token: str) -> tuple[int, dict[str, Any]]:
         with self._lock:
@@ -28,11 +42,14 @@ class LocalAuth:
                 return 400, {"error": "invalid_grant", "error_description": "Invalid Refresh Token"}
             rotated = f"local-refresh-{mongo}-{secrets.token_hex(6)}"
             self._refresh_tokens[rotated] = mongo
-        token = access_token(mongo)
+        return 200, self._session(mongo, rotated, access_token(mongo))
+
+    @staticmethod
+    def _session(mongo: str, refresh_token: str, token: str) -> dict[str, Any]:
         claims = jwt.decode(token, options={"verify_signature": False})
-        return 200, {
-            "access_token": token, "token_type": "bearer", "expires_in": 3600, "expires_at": claims["exp"],
-            "refresh_token": rotated,
+        return {
+            "access_token": token, "token_type": "bearer", "expires_in": claims["exp"] - claims["iat"],
+            "expires_at": claims["exp"], "refresh_token": refresh_token,
             "user": {"id": USERS[mongo], "aud": "authenticated", "role": "authenticated",
                      "app_metadata": claims["app_metadata"]},
         }  # fmt: skip
@@ -55,7 +72,9 @@ class LocalAuth:
                 self.wfile.write(data)
 
             def do_GET(self) -> None:
-                if self.path == "/auth/v1/.well-known/jwks.json":
+                if self.path.startswith(REALTIME_PREFIX) and auth.realtime_port is not None:
+                    forward_upgrade(self, auth.realtime_port)
+                elif self.path == "/auth/v1/.well-known/jwks.json":
                     self._reply(200, {"keys": []})
                 else:
                     self._reply(404, {"msg": "not found"})

@@ -30,6 +30,7 @@ import psycopg
 from infra.dev.auth import LocalAuth
 from infra.dev.platform import LocalQueue, WebhookDeliverer
 from infra.dev.stack import Stack
+from infra.dev.web.hook import FrontEnd, allow_page_origin, start_front_end
 from infra.local.cluster import PgCluster
 from infra.local.schema import apply_schema
 
@@ -196,12 +197,14 @@ def banner(stack: Stack) -> None:
     commands = "\n".join(f"    {line}" for line in try_it(stack.api_url))
     print(
         f"""
+  Demo page     {stack.page_url}   (open it: pick Ada or Bob, chat live, watch @echo answer in #lounge)
   API           {stack.api_url}   (GET / answers once ready)
   Database      {stack.database_url}
                 (the functions connect as {stack.functions_database_url})
   Data          {stack.data_dir}   (PostgreSQL log: {stack.postgres_log})
   Users         ada (mongo id "ada") and bob (mongo id "bob"); space #lounge with the bot @echo
   Auth          refresh grant and JWKS on {stack.supabase_url} (tokens signed with the local secret)
+  Realtime      {stack.supabase_url}/realtime/v1/websocket (private channels under our RLS)
   Bot model     {"OpenRouter via OPENROUTER_API_KEY" if os.environ.get("OPENROUTER_API_KEY") else "built-in echo model (offline; set OPENROUTER_API_KEY for a real one)"}
   Published in  {stack.path}   (`make demo` and `make invoke` read it)
 
@@ -270,6 +273,7 @@ def main() -> int:
     own = f"http://127.0.0.1:{port}"
     os.environ["ALLOWED_ORIGINS"] = ",".join([*origins, own] if own not in origins else origins)
     data = Path(os.environ.get("DEV_DATA_DIR", str(ROOT / ".local" / "dev"))).resolve()
+    allow_page_origin()
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -281,6 +285,7 @@ def main() -> int:
         return 1
     cluster = PgCluster(data / "pg", pg_port)
     stack: Stack | None = None
+    front_end: FrontEnd | None = None
     servers: list[ThreadingHTTPServer] = []
     try:
         leftover = cluster.stop_leftover()
@@ -304,18 +309,21 @@ def main() -> int:
         threading.Thread(target=jobs.run, args=(stop,), name="queue", daemon=True).start()
         WebhookDeliverer(cluster.dsn(), stop).start()
 
-        servers.append(
-            serve(("127.0.0.1", auth_port), LocalAuth().handler(), "auth", "DEV_AUTH_PORT")
-        )
+        auth = LocalAuth()
+        front_end = start_front_end(cluster.dsn(), database_url, auth, port)
+        servers.append(serve(("127.0.0.1", auth_port), auth.handler(), "auth", "DEV_AUTH_PORT"))
         servers.append(serve(("127.0.0.1", port), make_handler(handlers), "http", "PORT"))
         stack = Stack(
             pid=os.getpid(), port=port, api_url=f"http://127.0.0.1:{port}",
             supabase_url=os.environ["SUPABASE_URL"], database_url=cluster.dsn(),
             functions_database_url=database_url, data_dir=str(data),
-            postgres_log=str(cluster.log_file),
+            postgres_log=str(cluster.log_file), page_url=front_end.url,
         )  # fmt: skip
         stack.publish()
         say(f"serving on {stack.api_url}")
+        say(
+            f"demo page on {front_end.url} (Realtime at {stack.supabase_url}/realtime/v1/websocket)"
+        )
         banner(stack)
         stop.wait()
         say("stopping")
@@ -326,6 +334,8 @@ def main() -> int:
         stop.set()
         if stack is not None:
             stack.withdraw()
+        if front_end is not None:
+            front_end.stop()
         for running in servers:
             running.shutdown()
             running.server_close()

@@ -31,6 +31,7 @@ class Stack:
     functions_database_url: str  # as authenticator, what the functions use
     data_dir: str
     postgres_log: str
+    page_url: str  # the demo page, on its own origin
 
     @property
     def path(self) -> Path:

@@ -1,0 +1,43 @@
+"""The page's one write without a function: an utterance in #lounge, which a
+Supabase front end makes with `supabase.from('intentions').insert(...)`.
+No PostgREST runs locally, so this does what PostgREST would: verify the
+token, then insert as `authenticated` with the token's claims, under RLS."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import psycopg
+
+from shared import container
+from shared.errors import AppError
+
+SPACE = "#lounge"
+
+
+def say(database_url: str, token: str, text: str) -> dict[str, Any]:
+    principal = container.verifier().verify(token)
+    said = f"/msg-{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(database_url) as conn, conn.transaction():
+        conn.execute(
+            "select set_config('role', 'authenticated', true),"
+            " set_config('request.jwt.claims', %s, true)",
+            (json.dumps(principal.claims),),
+        )
+        conn.execute(
+            "insert into public.intentions (id, name, type, owner_id, location_id, state, content)"
+            " select %s, 'Message', 'utterance', b.id, %s, 'complete', %s from public.beings b"
+            " where b.auth_user_id = (select auth.uid()) and b.type = 'user' order by b.id limit 1",
+            (said, SPACE, json.dumps({"text": text})),
+        )
+    return {"id": said}
+
+
+def error_status(exc: Exception) -> tuple[int, dict[str, Any]]:
+    if isinstance(exc, AppError):
+        return 401, {"error": {"code": exc.code, "message": exc.message}}
+    if isinstance(exc, psycopg.errors.InsufficientPrivilege):
+        return 403, {"error": {"code": "forbidden", "message": "RLS refused the insert"}}
+    raise exc

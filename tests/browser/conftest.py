@@ -1,0 +1,129 @@
+"""One `make dev` for the front-end tests: its entry point in a subprocess on
+free ports (the same stack a developer runs), plus a third user who is in
+no thread and no space."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from infra.local.cluster import free_port
+from scripts.dev_tokens import SECRET, USERS
+
+ROOT = Path(__file__).resolve().parents[2]
+OUTSIDER = "00000000-0000-4000-8000-00000000c0c0"  # "cy": a signed-up user in no thread
+
+
+@dataclass(frozen=True)
+class DevStack:
+    api_url: str
+    supabase_url: str
+    page_url: str
+    database_url: str
+    anon_key: str
+
+    def node_env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "API_URL": self.api_url,
+            "SUPABASE_URL": self.supabase_url,
+            "PAGE_URL": self.page_url,
+            "SUPABASE_ANON_KEY": self.anon_key,
+            "JWT_SECRET": SECRET,
+            "ADA_ID": USERS["ada"],
+            "BOB_ID": USERS["bob"],
+            "CY_ID": OUTSIDER,
+        }
+
+
+def run_node(
+    stack: DevStack, test_file: str, *, screenshot: Path | None = None, timeout: float = 120
+) -> str:
+    """Runs a node:test file against the stack; its report is the assertion message."""
+    env = stack.node_env() | ({"SCREENSHOT": str(screenshot)} if screenshot else {})
+    done = subprocess.run(
+        ["node", "--test", *_force_exit(), "--test-reporter=spec", test_file],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    report = done.stdout + done.stderr
+    assert done.returncode == 0, report
+    return report
+
+
+@cache
+def _force_exit() -> list[str]:
+    """realtime-js leaves a 10 s timer behind after disconnecting; Node 20.14+
+    can end the run without waiting for it."""
+    usage = subprocess.run(["node", "--help"], capture_output=True, text=True, check=False).stdout
+    return ["--test-force-exit"] if "--test-force-exit" in usage else []
+
+
+@pytest.fixture(scope="session")
+def dev_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
+    port, pg_port, auth_port, web_port = free_port(), free_port(), free_port(), free_port()
+    data = tmp_path_factory.mktemp("front-end") / "dev"
+    env = {
+        **{k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "SUPABASE_URL",
+           "OPENROUTER_API_KEY", "ALLOWED_ORIGINS", "WEBHOOK_SECRET", "BOT_QUEUE_URL")},
+        "PORT": str(port), "DEV_PG_PORT": str(pg_port), "DEV_AUTH_PORT": str(auth_port),
+        "DEV_WEB_PORT": str(web_port), "DEV_DATA_DIR": str(data),
+        # Stream replies in several writes, so `active` is seen before `complete`.
+        "BOT_STREAM_WRITE_INTERVAL": "0.05",
+    }  # fmt: skip
+    server = subprocess.Popen(
+        [sys.executable, "-m", "infra.dev"],
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline, ready, state = time.time() + 90, False, data / "state.json"
+        while time.time() < deadline and not ready:
+            assert server.poll() is None, server.stdout.read() if server.stdout else ""
+            try:
+                ready = httpx.get(f"http://127.0.0.1:{port}/", timeout=1).status_code == 200
+                ready = ready and state.exists()  # written just after the server starts
+            except httpx.HTTPError:
+                pass
+            if not ready:
+                time.sleep(0.3)
+        assert ready, "make dev never became ready"
+        database_url = json.loads(state.read_text())["database_url"]
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute(
+                "insert into auth.users (id, email, raw_app_meta_data) values"
+                ' (%s, \'cy@example.test\', \'{"provider": "email", "mongo_user_id": "cy"}\')'
+                " on conflict (id) do nothing",
+                (OUTSIDER,),
+            )
+        yield DevStack(
+            api_url=f"http://127.0.0.1:{port}",
+            supabase_url=f"http://127.0.0.1:{auth_port}",
+            page_url=f"http://127.0.0.1:{web_port}",
+            database_url=database_url,
+            anon_key="local-anon-key",
+        )
+    finally:
+        os.killpg(server.pid, signal.SIGINT)
+        output, _ = server.communicate(timeout=60)
+        assert server.returncode == 0, output

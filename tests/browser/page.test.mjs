@@ -1,0 +1,169 @@
+// The demo page in headless Chromium (Debian's, driven by playwright-core:
+// nothing downloaded): CORS with credentials, the private channel between
+// two people, a stranger refused, the bot's reply streaming in, and a
+// session refreshed while the page keeps receiving. Started by
+// tests/browser/test_front_end.py with the stack's URLs in the environment.
+import { test, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { createHmac } from 'node:crypto'
+import { mkdirSync } from 'node:fs'
+import { dirname } from 'node:path'
+import { chromium } from 'playwright-core'
+
+const env = process.env
+const CHROMIUM_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+  '--disable-component-update', '--disable-sync', '--no-first-run']
+let browser
+
+before(async () => {
+  browser = await chromium.launch({ executablePath: env.CHROMIUM || '/usr/bin/chromium', args: CHROMIUM_FLAGS })
+})
+after(async () => { await browser?.close() })
+
+async function open(query, url = env.PAGE_URL) {
+  const context = await browser.newContext()
+  const page = await context.newPage()
+  page.on('pageerror', (error) => console.error('page error:', error))
+  await page.goto(`${url}/${query}`)
+  return { context, page }
+}
+
+const chatState = (page) => page.evaluate(() => structuredClone(window.chat.state))
+
+async function signedIn(query) {
+  const opened = await open(query)
+  await opened.page.waitForFunction(() => window.chat?.state.dm === 'SUBSCRIBED'
+                                          && window.chat.state.lounge === 'SUBSCRIBED')
+  return opened
+}
+
+function token(sub, mongo) {
+  const now = Math.floor(Date.now() / 1000)
+  const encode = (part) => Buffer.from(JSON.stringify(part)).toString('base64url')
+  const unsigned = `${encode({ alg: 'HS256', typ: 'JWT' })}.${encode({
+    sub, aud: 'authenticated', role: 'authenticated', iat: now, exp: now + 3600,
+    app_metadata: { provider: 'email', mongo_user_id: mongo } })}`
+  return `${unsigned}.${createHmac('sha256', env.JWT_SECRET).update(unsigned).digest('base64url')}`
+}
+
+async function send(page, text) {
+  await page.fill('#message', text)
+  await page.press('#message', 'Enter')
+}
+
+const messageIn = (page, text) =>
+  page.locator('#messages li', { hasText: text }).waitFor({ timeout: 5000 })
+
+test('the credentialed token fetch works from the allowed origin and is refused by the browser from another', async () => {
+  // Given a browser signed in as Ada on the page's origin (the session cookie is set)
+  const { context, page } = await open('?as=ada')
+  await page.waitForFunction(() => window.chat?.state.token)
+  assert.equal((await chatState(page)).token.user.mongo_user_id, 'ada')
+
+  // When the same browser runs the same page from an origin not in ALLOWED_ORIGINS
+  const other = await context.newPage()
+  await other.goto(env.PAGE_URL.replace('127.0.0.1', 'localhost') + '/')
+  const outcome = await other.evaluate(async (api) => {
+    try {
+      const response = await fetch(`${api}/auth/token`, { credentials: 'include' })
+      return `status ${response.status}`
+    } catch (error) {
+      return `${error.name}: ${error.message}`
+    }
+  }, env.API_URL)
+
+  // Then the browser refuses to hand over the response
+  assert.equal(outcome, 'TypeError: Failed to fetch')
+  await context.close()
+})
+
+test('Ada and Bob: a message from one reaches the other over the private channel in under 500 ms', async () => {
+  const ada = await signedIn('?as=ada')
+  const bob = await signedIn('?as=bob')
+
+  for (const [from, to, text] of [[bob, ada, 'Hi Ada, it is Bob'], [ada, bob, 'Hi Bob! Shall we ask Echo?'],
+                                  [bob, ada, 'Go ahead, it is in #lounge']]) {
+    await send(from.page, text)
+    await messageIn(to.page, text)
+    await messageIn(from.page, text) // the sender's page shows it from the same broadcast
+    const sent = (await chatState(from.page)).sentAt[text]
+    const received = (await chatState(to.page)).receivedAt[text]
+    console.log(`delivery: ${received - sent} ms (${text})`)
+    assert.ok(received - sent < 500, `took ${received - sent} ms`)
+  }
+
+  // And the bot's reply streams into #lounge, from active to complete
+  await ada.page.fill('#utterance', 'Hello Echo, are you there?')
+  await ada.page.press('#utterance', 'Enter')
+  await ada.page.locator('#lounge li[data-state="complete"]', { hasText: 'You said' }).waitFor({ timeout: 15000 })
+  const seen = (await chatState(ada.page)).seen.filter(([id]) => id.startsWith('/bot-'))
+  const states = seen.map(([, state]) => state)
+  assert.equal(states[0], 'active', `states seen: ${states}`)
+  assert.equal(states.at(-1), 'complete')
+  await bob.page.locator('#lounge li[data-state="complete"]', { hasText: 'You said' }).waitFor({ timeout: 5000 })
+
+  if (env.SCREENSHOT) {
+    mkdirSync(dirname(env.SCREENSHOT), { recursive: true })
+    await ada.page.screenshot({ path: env.SCREENSHOT })
+  }
+  await ada.context.close()
+  await bob.context.close()
+})
+
+test('a third user joining chat:ada__bob in the browser is refused and receives nothing', async () => {
+  const bob = await signedIn('?as=bob')
+  const { context, page } = await open('')
+  const cyToken = token(env.CY_ID, 'cy')
+
+  // When Cy's browser joins the private channel with her own valid token
+  await page.evaluate(async ({ url, key, accessToken }) => {
+    const { createClient } = await import('@supabase/supabase-js')
+    const supabase = createClient(url, key, { accessToken: async () => accessToken })
+    await supabase.realtime.setAuth(accessToken)
+    window.cy = { statuses: [], got: [] }
+    supabase.channel('chat:ada__bob', { config: { private: true } })
+      .on('broadcast', { event: '*' }, (message) => window.cy.got.push(message))
+      .subscribe((status, error) => window.cy.statuses.push(`${status} ${error?.message ?? ''}`.trim()))
+  }, { url: env.SUPABASE_URL, key: env.SUPABASE_ANON_KEY, accessToken: cyToken })
+  await page.waitForFunction(() => window.cy.statuses.length > 0)
+  await send(bob.page, 'Only for Ada')
+  await messageIn(bob.page, 'Only for Ada')
+  await page.waitForTimeout(500)
+
+  // Then the join is refused and nothing of the thread arrives
+  const cy = await page.evaluate(() => window.cy)
+  assert.equal(cy.statuses[0],
+    'CHANNEL_ERROR Unauthorized: You do not have permissions to read from this Channel topic: chat:ada__bob')
+  assert.ok(!cy.statuses.includes('SUBSCRIBED'))
+  assert.deepEqual(cy.got, [])
+  await context.close()
+  await bob.context.close()
+})
+
+test('an expired or expiring session is refreshed through token and the page keeps receiving', async () => {
+  // Given Ada signed in with an already expired session, and again with one
+  // that expires in 62 s (the token function refreshes within 60 s of expiry)
+  const expired = await signedIn('?as=ada&expires_in=-30')
+  const expiring = await signedIn('?as=ada&expires_in=62')
+  const cookieBefore = (await expiring.context.cookies()).find((c) => c.name.endsWith('-auth-token'))
+  const tokenBefore = (await chatState(expiring.page)).token
+
+  // When the page refreshes before expiry (and hands the token to Realtime)
+  await expiring.page.waitForFunction(() => window.chat.state.refreshes === 1, null, { timeout: 10000 })
+
+  // Then the session cookies were rewritten through the local GoTrue
+  const cookieAfter = (await expiring.context.cookies()).find((c) => c.name.endsWith('-auth-token'))
+  assert.notEqual(cookieAfter.value, cookieBefore.value)
+  const tokenAfter = (await chatState(expiring.page)).token
+  assert.ok(tokenAfter.expires_at > tokenBefore.expires_at + 3000)
+  assert.ok((await chatState(expired.page)).token.expires_at > Date.now() / 1000 + 3000)
+
+  // And both pages still receive Bob's messages on the private channel
+  const bob = await signedIn('?as=bob')
+  await send(bob.page, 'Still there, Ada?')
+  await messageIn(expiring.page, 'Still there, Ada?')
+  await messageIn(expired.page, 'Still there, Ada?')
+  assert.equal((await chatState(expiring.page)).dm, 'SUBSCRIBED')
+  assert.deepEqual((await chatState(expiring.page)).errors, [])
+  for (const opened of [expired, expiring, bob]) await opened.context.close()
+})

@@ -1,0 +1,96 @@
+"""The delivery stand-in notifies ids, never row contents, for Realtime's
+broadcasts and for every table in the publication supabase_realtime."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import psycopg
+import pytest
+
+pytestmark = pytest.mark.db
+
+
+def _notifications(conn: psycopg.Connection[Any], expected: int) -> list[tuple[str, Any]]:
+    return [
+        (n.channel, json.loads(n.payload)) for n in conn.notifies(timeout=2, stop_after=expected)
+    ]
+
+
+def test_a_broadcast_row_notifies_its_id_and_topic_only(admin: psycopg.Connection[Any]) -> None:
+    admin.execute("listen local_realtime_broadcast")
+    admin.execute("select realtime.send('{\"secret\": \"body\"}', 'ping', 'room:1')")
+    [(channel, payload)] = _notifications(admin, 1)
+    row = admin.execute("select id::text from realtime.messages where topic = 'room:1'").fetchone()
+    assert row is not None
+    assert channel == "local_realtime_broadcast"
+    assert payload == {"id": row[0], "topic": "room:1"}
+
+
+def test_a_rolled_back_probe_notifies_nothing(admin: psycopg.Connection[Any]) -> None:
+    # Realtime's join check inserts probes and rolls back: no delivery may follow.
+    admin.execute("listen local_realtime_broadcast")
+    with admin.transaction(force_rollback=True):
+        admin.execute(
+            "insert into realtime.messages (topic, extension) values ('room:2', 'broadcast')"
+        )
+    assert _notifications(admin, 1) == []
+
+
+def test_changes_notify_keys_for_tables_that_join_the_publication_later(
+    admin: psycopg.Connection[Any],
+) -> None:
+    # Given a table created after the stand-ins, then added to the publication
+    admin.execute("create table public.notes (a int, b text, body text, primary key (a, b))")
+    admin.execute("insert into public.notes values (1, 'x', 'before')")
+    admin.execute("alter publication supabase_realtime add table public.notes")
+    admin.execute("listen local_realtime_changes")
+
+    # When rows change
+    admin.execute("insert into public.notes values (2, 'y', 'secret')")
+    admin.execute("update public.notes set body = 'edited' where a = 1")
+    admin.execute("delete from public.notes where a = 2")
+
+    # Then each change names its table, kind and primary key, nothing more
+    got = [
+        (c, {k: v for k, v in p.items() if k != "commit_timestamp"})
+        for c, p in _notifications(admin, 3)
+    ]
+    base = {"schema": "public", "table": "notes"}
+    assert got == [
+        ("local_realtime_changes", {**base, "type": "INSERT", "keys": {"a": 2, "b": "y"}}),
+        ("local_realtime_changes", {**base, "type": "UPDATE", "keys": {"a": 1, "b": "x"}}),
+        ("local_realtime_changes", {**base, "type": "DELETE", "keys": {"a": 2, "b": "y"}}),
+    ]
+
+    # And a table that leaves the publication stops notifying
+    admin.execute("alter publication supabase_realtime drop table public.notes")
+    admin.execute("insert into public.notes values (3, 'z', 'quiet')")
+    assert _notifications(admin, 1) == []
+
+
+def test_a_row_trigger_on_a_partitioned_parent_notifies_from_every_partition(
+    admin: psycopg.Connection[Any],
+) -> None:
+    # realtime.messages is partitioned by day on hosted Supabase; the same
+    # trigger function on a partitioned parent reaches rows in any partition.
+    admin.execute(
+        "create table public.parted (id uuid default gen_random_uuid(), topic text,"
+        " inserted_at date not null, primary key (id, inserted_at)) partition by range (inserted_at)"
+    )
+    admin.execute(
+        "create table public.parted_a partition of public.parted for values from ('2026-01-01') to ('2026-01-02')"
+    )
+    admin.execute(
+        "create table public.parted_b partition of public.parted for values from ('2026-01-02') to ('2026-01-03')"
+    )
+    admin.execute(
+        "create trigger notify after insert on public.parted"
+        " for each row execute function local_realtime.notify_broadcast()"
+    )
+    admin.execute("listen local_realtime_broadcast")
+    admin.execute(
+        "insert into public.parted (topic, inserted_at) values ('a', '2026-01-01'), ('b', '2026-01-02')"
+    )
+    assert [p["topic"] for _, p in _notifications(admin, 2)] == ["a", "b"]
