@@ -2,7 +2,7 @@
 the local JWT secret (infra/dev/local.env). Local use only.
 
     uv run python scripts/dev_tokens.py            # prints them as JSON
-    eval "$(uv run python scripts/dev_tokens.py --shell)"
+    eval "$(uv run python scripts/dev_tokens.py --shell --port 8000)"
                                                    # ADA_TOKEN, BOB_TOKEN, ADA_COOKIE, BOB_COOKIE
 """
 
@@ -85,11 +85,17 @@ def shell_exports() -> str:
 
 
 def main(argv: list[str]) -> int:
-    if argv == ["--shell"]:
+    args = list(argv)
+    if len(args) >= 2 and args[-2] == "--port" and args[-1].isdigit():
+        # Tokens for the `make dev` on this port (its local auth is their issuer).
+        os.environ["PORT"] = args[-1]
+        os.environ.pop("SUPABASE_URL", None)
+        args = args[:-2]
+    if args == ["--shell"]:
         print(shell_exports())
         return 0
-    if argv:
-        print(f"usage: {Path(__file__).name} [--shell]", file=sys.stderr)
+    if args:
+        print(f"usage: {Path(__file__).name} [--shell] [--port PORT]", file=sys.stderr)
         return 2
     tokens = {m: {"access_token": access_token(m), "cookie": session_cookie(m)} for m in USERS}
     print(json.dumps(tokens, indent=2))

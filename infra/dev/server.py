@@ -174,14 +174,14 @@ def webhook_body(intention_id: str) -> str:
     )  # fmt: skip
 
 
-def try_it(base: str) -> list[str]:
+def try_it(base: str, port: int) -> list[str]:
     """Commands that run as printed in bash from the repository (tokens in
     shell variables: a JWT is too long to paste)."""
     curl = "curl -sS --fail-with-body -w '\\n'"
     json_type = "-H 'Content-Type: application/json'"
     secret = shlex.quote(f"x-webhook-secret: {os.environ['WEBHOOK_SECRET']}")
     return [
-        'eval "$(uv run python scripts/dev_tokens.py --shell)"'
+        f'eval "$(uv run python scripts/dev_tokens.py --shell --port {port})"'
         "   # ADA_TOKEN, BOB_TOKEN, ADA_COOKIE, BOB_COOKIE (1 hour)",
         f'{curl} {base}/auth/token -H "Cookie: $ADA_COOKIE"',
         f'{curl} -X POST {base}/chat/threads/ensure -H "Authorization: Bearer $ADA_TOKEN"'
@@ -194,7 +194,7 @@ def try_it(base: str) -> list[str]:
 
 
 def banner(stack: Stack) -> None:
-    commands = "\n".join(f"    {line}" for line in try_it(stack.api_url))
+    commands = "\n".join(f"    {line}" for line in try_it(stack.api_url, stack.port))
     print(
         f"""
   Demo page     {stack.page_url}   (open it: pick Ada or Bob, chat live, watch @echo answer in #lounge)

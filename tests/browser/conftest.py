@@ -19,6 +19,7 @@ import httpx
 import psycopg
 import pytest
 
+from infra.dev.stack import STACKS
 from infra.local.cluster import free_port
 from scripts.dev_tokens import SECRET, USERS
 
@@ -97,12 +98,12 @@ def dev_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
         text=True,
     )
     try:
-        deadline, ready, state = time.time() + 90, False, data / "state.json"
+        deadline, ready, state = time.time() + 90, False, STACKS / f"{port}.json"
         while time.time() < deadline and not ready:
             assert server.poll() is None, server.stdout.read() if server.stdout else ""
             try:
                 ready = httpx.get(f"http://127.0.0.1:{port}/", timeout=1).status_code == 200
-                ready = ready and state.exists()  # written just after the server starts
+                ready = ready and state.exists()  # published once everything serves
             except httpx.HTTPError:
                 pass
             if not ready:

@@ -41,7 +41,7 @@ function token(sub, mongo) {
   const now = Math.floor(Date.now() / 1000)
   const encode = (part) => Buffer.from(JSON.stringify(part)).toString('base64url')
   const unsigned = `${encode({ alg: 'HS256', typ: 'JWT' })}.${encode({
-    sub, aud: 'authenticated', role: 'authenticated', iat: now, exp: now + 3600,
+    iss: `${env.SUPABASE_URL}/auth/v1`, sub, aud: 'authenticated', role: 'authenticated', iat: now, exp: now + 3600,
     app_metadata: { provider: 'email', mongo_user_id: mongo } })}`
   return `${unsigned}.${createHmac('sha256', env.JWT_SECRET).update(unsigned).digest('base64url')}`
 }

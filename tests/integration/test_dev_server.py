@@ -118,7 +118,9 @@ def test_the_printed_commands_run_as_printed(dev: DevServer) -> None:
     # Given the commands make dev prints under "Try it"
     block = dev.output.split("Try it", 1)[1].split("\n\n", 1)[0]
     commands = [line.strip() for line in block.splitlines()[1:] if line.strip()]
-    assert commands[0].startswith('eval "$(uv run python scripts/dev_tokens.py --shell)"')
+    assert commands[0].startswith(
+        f'eval "$(uv run python scripts/dev_tokens.py --shell --port {dev.port})"'
+    )
     assert len([c for c in commands if c.startswith("curl ")]) == 4
     assert not any("..." in c for c in commands)  # nothing cut short
 

@@ -22,7 +22,7 @@ function token(user, ttlSeconds = 3600) {
   const now = Math.floor(Date.now() / 1000)
   const encode = (part) => Buffer.from(JSON.stringify(part)).toString('base64url')
   const claims = {
-    sub: USERS[user].id, aud: 'authenticated', role: 'authenticated', iat: now, exp: now + ttlSeconds,
+    iss: `${env.SUPABASE_URL}/auth/v1`, sub: USERS[user].id, aud: 'authenticated', role: 'authenticated', iat: now, exp: now + ttlSeconds,
     app_metadata: { provider: 'email', mongo_user_id: USERS[user].mongo }, user_metadata: {},
   }
   const unsigned = `${encode({ alg: 'HS256', typ: 'JWT' })}.${encode(claims)}`
@@ -110,12 +110,16 @@ test('a participant joins chat:<thread_id> and receives the messages written to 
   assert.equal(payload.record.body, body)
   assert.equal(payload.record.sender_mongo_id, 'bob')
 
-  // And a broadcast Ada sends from the client reaches Bob (the write check passes)
-  const typing = await adaChannel.send({ type: 'broadcast', event: 'typing', payload: { who: 'ada' } })
-  assert.equal(typing, 'ok')
-  assert.ok(await waitFor(() => bobGot.some((m) => m.event === 'typing')), 'client broadcast lost')
-  assert.deepEqual(bobGot.find((m) => m.event === 'typing').payload, { who: 'ada' })
-  assert.ok(!adaGot.some((m) => m.event === 'typing'), 'self: false, yet the sender got it back')
+  // And a broadcast Ada sends from the client, even one copying the database's
+  // own INSERT with Bob as sender, never reaches Bob: no client may send on a
+  // chat channel (the write check fails), so a message can only come from the database
+  const forged = { ...payload, record: { ...payload.record, id: randomUUID(), body: 'forged' } }
+  await adaChannel.send({ type: 'broadcast', event: 'INSERT', payload: forged })
+  await adaChannel.send({ type: 'broadcast', event: 'typing', payload: { who: 'ada' } })
+  await sleep(500)
+  assert.ok(!bobGot.some((m) => m.payload?.record?.body === 'forged'), 'a forged message arrived')
+  assert.ok(!bobGot.some((m) => m.event === 'typing'), 'a client broadcast arrived')
+  assert.equal(bobGot.length, 1)
 })
 
 test('a user outside the thread is refused the private channel and receives nothing', async () => {
