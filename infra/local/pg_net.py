@@ -1,0 +1,171 @@
+"""The pg_net worker, played by a thread: it takes each request off
+net.http_request_queue as soon as it is queued (LISTEN on the stand-in's
+wake-up channel, with a short poll as a fallback), sends it, and records the
+outcome in net._http_response, as pg_net's background worker does.
+
+Like pg_net's worker it outlives the database it serves: when PostgreSQL
+goes away (shutdown, restart, network) it logs, retries with a bounded
+backoff, and resumes where the queue stands. Requests are taken off the
+queue before they are sent, so a crash loses at most the ones in flight
+(pg_net delivers at most once too).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import psycopg
+from psycopg.types.json import Jsonb
+
+logger = logging.getLogger("pg_net")
+
+WAKE_CHANNEL = "pg_net_wake"
+_TAKE = """
+delete from net.http_request_queue
+where id in (select id from net.http_request_queue order by id limit %s for update skip locked)
+returning id, method, url, headers, body, timeout_milliseconds
+"""
+_RECORD = """
+insert into net._http_response
+  (id, status_code, content_type, headers, content, timed_out, error_msg)
+values (%s, %s, %s, %s, %s, %s, %s)
+"""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What pg_net records for one request."""
+
+    status_code: int | None = None
+    content_type: str | None = None
+    headers: dict[str, str] | None = None
+    content: str | None = None
+    timed_out: bool = False
+    error_msg: str | None = None
+
+
+def send(
+    http: httpx.Client, method: str, url: str, headers: Any, body: Any, timeout_ms: int
+) -> Outcome:
+    try:
+        response = http.request(
+            str(method).upper(),
+            url,
+            headers=dict(headers or {}),
+            content=bytes(body) if body is not None else None,
+            timeout=timeout_ms / 1000,
+        )
+    except httpx.TimeoutException:
+        return Outcome(timed_out=True, error_msg=f"Timeout of {timeout_ms} ms reached")
+    except httpx.HTTPError as exc:
+        return Outcome(error_msg=f"{type(exc).__name__}: {exc}")
+    return Outcome(
+        status_code=response.status_code,
+        content_type=response.headers.get("content-type"),
+        headers=dict(response.headers.items()),
+        content=response.text,
+    )
+
+
+class PgNetWorker(threading.Thread):
+    """Delivers every request queued in the database at `dsn` until stopped."""
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        http: httpx.Client | None = None,
+        poll_interval: float = 0.5,
+        batch_size: int = 200,
+        max_backoff: float = 2.0,
+    ) -> None:
+        super().__init__(name="pg_net-worker", daemon=True)
+        self.dsn = dsn
+        self.http = http or httpx.Client()
+        self.poll_interval = poll_interval
+        self.batch_size = batch_size
+        self.max_backoff = max_backoff
+        self.stopping = threading.Event()
+        self.connected = threading.Event()
+        self.delivered = 0
+        self.reconnects = 0
+
+    def stop(self, timeout: float = 10) -> None:
+        self.stopping.set()
+        self.join(timeout)
+
+    def run(self) -> None:
+        backoff = 0.05
+        while not self.stopping.is_set():
+            try:
+                with psycopg.connect(
+                    self.dsn, autocommit=True, connect_timeout=2, application_name="pg_net worker"
+                ) as conn:
+                    conn.execute(f"listen {WAKE_CHANNEL}")
+                    if self.reconnects:
+                        logger.warning("pg_net worker: database is back, resuming")
+                    self.connected.set()
+                    backoff = 0.05
+                    self._serve(conn)
+            except psycopg.OperationalError as exc:
+                self.connected.clear()
+                self.reconnects += 1
+                logger.warning(
+                    "pg_net worker: database unavailable (%s); retrying in %.2fs",
+                    str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+                    backoff,
+                )
+            except Exception:  # a bug must not end delivery for good
+                self.connected.clear()
+                self.reconnects += 1
+                logger.exception("pg_net worker: unexpected error; retrying in %.2fs", backoff)
+            self.stopping.wait(backoff)
+            backoff = min(backoff * 2, self.max_backoff)
+
+    def _serve(self, conn: psycopg.Connection[Any]) -> None:
+        while not self.stopping.is_set():
+            while self.drain_once(conn):
+                pass
+            # Woken by net.wake() (NOTIFY at commit), else poll.
+            for _ in conn.notifies(timeout=self.poll_interval, stop_after=1):
+                pass
+
+    def drain_once(self, conn: psycopg.Connection[Any]) -> int:
+        """Sends one batch; returns how many requests it took."""
+        rows = conn.execute(_TAKE, (self.batch_size,)).fetchall()
+        for request_id, method, url, headers, body, timeout_ms in sorted(rows):
+            outcome = send(self.http, method, url, headers, body, timeout_ms)
+            conn.execute(
+                _RECORD,
+                (
+                    request_id,
+                    outcome.status_code,
+                    outcome.content_type,
+                    Jsonb(outcome.headers) if outcome.headers else None,
+                    outcome.content,
+                    outcome.timed_out,
+                    outcome.error_msg,
+                ),
+            )
+            self.delivered += 1
+            logger.info("pg_net %s %s -> %s", method, url, outcome.status_code or outcome.error_msg)
+        return len(rows)
+
+
+@contextmanager
+def running(dsn: str, **options: Any) -> Iterator[PgNetWorker]:
+    """A worker for the duration of the block, connected before it yields."""
+    worker = PgNetWorker(dsn, **options)
+    worker.start()
+    try:
+        if not worker.connected.wait(10):
+            raise RuntimeError("pg_net worker could not connect to the database")
+        yield worker
+    finally:
+        worker.stop()
