@@ -73,6 +73,28 @@ def send(
     )
 
 
+def deliver_queued(conn: psycopg.Connection[Any], http: httpx.Client, batch_size: int = 200) -> int:
+    """Takes one batch off the queue, sends it, records each outcome;
+    returns how many requests it took (0 when the queue is empty)."""
+    rows = conn.execute(_TAKE, (batch_size,)).fetchall()
+    for request_id, method, url, headers, body, timeout_ms in sorted(rows):
+        outcome = send(http, method, url, headers, body, timeout_ms)
+        conn.execute(
+            _RECORD,
+            (
+                request_id,
+                outcome.status_code,
+                outcome.content_type,
+                Jsonb(outcome.headers) if outcome.headers else None,
+                outcome.content,
+                outcome.timed_out,
+                outcome.error_msg,
+            ),
+        )
+        logger.info("pg_net %s %s -> %s", method, url, outcome.status_code or outcome.error_msg)
+    return len(rows)
+
+
 class PgNetWorker(threading.Thread):
     """Delivers every request queued in the database at `dsn` until stopped."""
 
@@ -130,32 +152,11 @@ class PgNetWorker(threading.Thread):
 
     def _serve(self, conn: psycopg.Connection[Any]) -> None:
         while not self.stopping.is_set():
-            while self.drain_once(conn):
-                pass
+            while taken := deliver_queued(conn, self.http, self.batch_size):
+                self.delivered += taken
             # Woken by net.wake() (NOTIFY at commit), else poll.
             for _ in conn.notifies(timeout=self.poll_interval, stop_after=1):
                 pass
-
-    def drain_once(self, conn: psycopg.Connection[Any]) -> int:
-        """Sends one batch; returns how many requests it took."""
-        rows = conn.execute(_TAKE, (self.batch_size,)).fetchall()
-        for request_id, method, url, headers, body, timeout_ms in sorted(rows):
-            outcome = send(self.http, method, url, headers, body, timeout_ms)
-            conn.execute(
-                _RECORD,
-                (
-                    request_id,
-                    outcome.status_code,
-                    outcome.content_type,
-                    Jsonb(outcome.headers) if outcome.headers else None,
-                    outcome.content,
-                    outcome.timed_out,
-                    outcome.error_msg,
-                ),
-            )
-            self.delivered += 1
-            logger.info("pg_net %s %s -> %s", method, url, outcome.status_code or outcome.error_msg)
-        return len(rows)
 
 
 @contextmanager
