@@ -124,29 +124,35 @@ class PgNetWorker(threading.Thread):
 
     def run(self) -> None:
         backoff = 0.05
+        failures = 0  # in the current outage
         while not self.stopping.is_set():
             try:
                 with psycopg.connect(
                     self.dsn, autocommit=True, connect_timeout=2, application_name="pg_net worker"
                 ) as conn:
                     conn.execute(f"listen {WAKE_CHANNEL}")
-                    if self.reconnects:
-                        logger.warning("pg_net worker: database is back, resuming")
+                    if failures:
+                        logger.warning(
+                            "pg_net worker: database is back after %d attempt(s), resuming",
+                            failures,
+                        )
                     self.connected.set()
-                    backoff = 0.05
+                    backoff, failures = 0.05, 0
                     self._serve(conn)
             except psycopg.OperationalError as exc:
                 self.connected.clear()
                 self.reconnects += 1
-                logger.warning(
-                    "pg_net worker: database unavailable (%s); retrying in %.2fs",
-                    str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
-                    backoff,
-                )
+                failures += 1
+                # One line per outage, not one per retry.
+                log = logger.warning if failures == 1 else logger.debug
+                first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                log("pg_net worker: database unavailable (%s); retrying every %.2fs at most",
+                    first_line, self.max_backoff)  # fmt: skip
             except Exception:  # a bug must not end delivery for good
                 self.connected.clear()
                 self.reconnects += 1
-                logger.exception("pg_net worker: unexpected error; retrying in %.2fs", backoff)
+                failures += 1
+                logger.exception("pg_net worker: unexpected error; retrying")
             self.stopping.wait(backoff)
             backoff = min(backoff * 2, self.max_backoff)
 
