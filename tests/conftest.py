@@ -18,7 +18,7 @@ import psycopg
 import pytest
 
 from infra.local import pg_net
-from infra.local.cluster import SUPERUSER, PgCluster, free_port
+from infra.local.cluster import BOOTSTRAP_SUPERUSER, PgCluster, free_port
 from infra.local.schema import apply_schema
 from tests.support.webhooks import Receiver
 
@@ -32,7 +32,7 @@ def pg_cluster() -> Iterator[PgCluster]:
     cluster = PgCluster(root / "cluster", free_port(), durable=False)
     try:
         cluster.start()
-        with psycopg.connect(cluster.dsn(user=SUPERUSER), autocommit=True) as conn:
+        with psycopg.connect(cluster.dsn(user=BOOTSTRAP_SUPERUSER), autocommit=True) as conn:
             conn.execute(f"create database {TEMPLATE}")
         # Stand-ins as the superuser, migrations as postgres; also makes
         # realtime.messages' partitions around today, which every copy keeps.
@@ -74,7 +74,9 @@ def admin(admin_dsn: str) -> Iterator[psycopg.Connection[Any]]:
 @pytest.fixture
 def superuser(pg_cluster: PgCluster, database: str) -> Iterator[psycopg.Connection[Any]]:
     """The platform's bootstrap superuser, for tests that play the platform."""
-    with psycopg.connect(pg_cluster.dsn(database, user=SUPERUSER), autocommit=True) as conn:
+    with psycopg.connect(
+        pg_cluster.dsn(database, user=BOOTSTRAP_SUPERUSER), autocommit=True
+    ) as conn:
         yield conn
 
 

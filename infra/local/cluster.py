@@ -20,9 +20,10 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-SUPERUSER = "supabase_admin"
-ADMIN = "postgres"
-OS_USER = "postgres"
+OS_USER = "postgres"  # the system user that runs the server (Debian's package makes it)
+SUPERUSER = OS_USER  # its older name, kept for code written before the two differed
+BOOTSTRAP_SUPERUSER = "supabase_admin"  # the database's superuser, as on hosted Supabase
+ADMIN = "postgres"  # the project's admin role: what migrations and the dashboard use
 
 
 def _bindir() -> Path:
@@ -93,7 +94,7 @@ class PgCluster:
             [
                 str(_bindir() / "initdb"),
                 "-D", str(self.data_dir),
-                "-U", SUPERUSER,
+                "-U", BOOTSTRAP_SUPERUSER,
                 "--auth=trust",
                 "--encoding=UTF8",
                 "--locale=C.UTF-8",

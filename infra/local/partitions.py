@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import psycopg
 
-from infra.local.cluster import SUPERUSER
+from infra.local.cluster import BOOTSTRAP_SUPERUSER
 from infra.local.schema import as_role
 
 
 def maintain_realtime_partitions(dsn: str) -> list[str]:
     """Creates the missing partitions (yesterday to three days ahead, UTC),
     drops those older than three days; returns the names it created."""
-    with psycopg.connect(as_role(dsn, SUPERUSER), autocommit=True) as conn:
+    with psycopg.connect(as_role(dsn, BOOTSTRAP_SUPERUSER), autocommit=True) as conn:
         rows = conn.execute("select platform_local.maintain_realtime_partitions()").fetchall()
     return [str(row[0]) for row in rows]

@@ -15,7 +15,7 @@ from pathlib import Path
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from infra.local.cluster import ADMIN, SUPERUSER
+from infra.local.cluster import ADMIN, BOOTSTRAP_SUPERUSER
 from infra.local.extensions import check_installed
 
 INFRA = Path(__file__).resolve().parent.parent
@@ -46,13 +46,13 @@ def _refuse_legacy(dsn: str) -> None:
     converted: PostgreSQL never lets the bootstrap superuser be demoted."""
     with psycopg.connect(as_role(dsn, ADMIN), autocommit=True) as conn:
         row = conn.execute("select rolname from pg_roles where oid = 10").fetchone()
-    if row and row[0] != SUPERUSER:
+    if row and row[0] != BOOTSTRAP_SUPERUSER:
         where = conninfo_to_dict(dsn).get("host", "?")
         raise LegacyClusterError(
-            f"the database on {where} was created with {row[0]!r} as its superuser; the local"
-            f" platform now runs migrations as a non-superuser `postgres` under {SUPERUSER!r},"
-            " as hosted Supabase does. Its data cannot be converted: run `make dev-reset`"
-            " (deletes .local/dev) and start again."
+            f"the database on {where} was created with {row[0]!r} as its superuser; the"
+            " local platform now runs migrations as a non-superuser `postgres` under"
+            f" {BOOTSTRAP_SUPERUSER!r}, as hosted Supabase does. Its data cannot be"
+            " converted: run `make dev-reset` (deletes .local/dev) and start again."
         )
 
 
@@ -67,7 +67,7 @@ def apply_schema(dsn: str) -> list[str]:
     except psycopg.OperationalError as exc:
         if f'role "{ADMIN}" does not exist' not in str(exc):
             raise
-    with psycopg.connect(as_role(dsn, SUPERUSER), autocommit=True) as conn:
+    with psycopg.connect(as_role(dsn, BOOTSTRAP_SUPERUSER), autocommit=True) as conn:
         for path in STAND_INS:
             with conn.transaction():
                 conn.execute(path.read_text().encode())

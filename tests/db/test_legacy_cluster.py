@@ -21,7 +21,7 @@ def legacy_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     cluster = PgCluster(tmp_path / "cluster", free_port(), durable=False)
     with monkeypatch.context() as patched:
         # initdb'd as before: postgres is the bootstrap superuser
-        patched.setattr(cluster_module, "SUPERUSER", "postgres")
+        patched.setattr(cluster_module, "BOOTSTRAP_SUPERUSER", "postgres")
         cluster.init()
     try:
         cluster.start()
