@@ -168,7 +168,13 @@ class PgNetWorker(threading.Thread):
 @contextmanager
 def running(dsn: str, **options: Any) -> Iterator[PgNetWorker]:
     """A worker for the duration of the block, connected before it yields."""
-    worker = PgNetWorker(dsn, **options)
+    with running_worker(PgNetWorker(dsn, **options)) as worker:
+        yield worker
+
+
+@contextmanager
+def running_worker(worker: PgNetWorker) -> Iterator[PgNetWorker]:
+    """Starts `worker`, waits until it is connected, stops it after the block."""
     worker.start()
     try:
         if not worker.connected.wait(10):

@@ -5,13 +5,15 @@ is back."""
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 
+from infra.dev.platform import WebhookDeliverer
 from infra.local import pg_net
 from infra.local.cluster import PgCluster, free_port
 from infra.local.schema import apply_schema
@@ -37,12 +39,35 @@ def _post(dsn: str, url: str) -> None:
         conn.execute("select net.http_post(%s, '{}')", (url,))
 
 
+def _make_dev_deliverer(dsn: str) -> pg_net.PgNetWorker:
+    """make dev's deliverer, stopped by make dev's stop event."""
+    deliverer = WebhookDeliverer(dsn, threading.Event(), interval=0.2)
+    deliverer.max_backoff = 0.5
+    return deliverer
+
+
+@pytest.fixture(
+    params=[
+        pytest.param(
+            lambda dsn: pg_net.PgNetWorker(dsn, poll_interval=0.2, max_backoff=0.5), id="worker"
+        ),
+        pytest.param(_make_dev_deliverer, id="make-dev"),
+    ]
+)
+def make_worker(request: pytest.FixtureRequest) -> Callable[[str], pg_net.PgNetWorker]:
+    factory: Callable[[str], pg_net.PgNetWorker] = request.param
+    return factory
+
+
 def test_the_worker_survives_a_database_restart_and_resumes(
-    own_cluster: PgCluster, webhook_receiver: Receiver, caplog: pytest.LogCaptureFixture
+    own_cluster: PgCluster,
+    webhook_receiver: Receiver,
+    caplog: pytest.LogCaptureFixture,
+    make_worker: Callable[[str], pg_net.PgNetWorker],
 ) -> None:
     dsn = own_cluster.dsn()
     caplog.set_level(logging.WARNING, logger="pg_net")
-    with pg_net.running(dsn, poll_interval=0.2, max_backoff=0.5) as worker:
+    with pg_net.running_worker(make_worker(dsn)) as worker:
         # Given the worker is delivering
         _post(dsn, webhook_receiver.url + "/before")
         webhook_receiver.wait_for(1)
