@@ -34,6 +34,16 @@ if [ "$(id -u)" -eq 0 ] && ! id postgres >/dev/null 2>&1; then
   echo "the postgres system user is missing: reinstall postgresql-15" >&2; exit 1
 fi
 
+# The local stand-in extensions (pg_net): control and SQL files only, copied
+# into PostgreSQL's extension folder when they changed.
+ext_dir="$(ls -d /usr/share/postgresql/15/extension 2>/dev/null || ls -d /usr/share/postgresql/*/extension | sort -V | tail -n 1)"
+for file in infra/local/extensions/*; do
+  if ! cmp -s "$file" "$ext_dir/$(basename "$file")"; then
+    say "installing $(basename "$file") into $ext_dir"
+    as_root install -m 0644 "$file" "$ext_dir/"
+  fi
+done
+
 export PATH="$HOME/.local/bin:$PATH"
 if ! command -v uv >/dev/null 2>&1; then
   if ! python3 -m pip --version >/dev/null 2>&1; then apt_install python3-pip; fi

@@ -1,4 +1,9 @@
-"""Session-wide private PostgreSQL cluster; a fresh database per test."""
+"""Session-wide private PostgreSQL cluster; a fresh database per test.
+
+Roles as on hosted Supabase: `admin` is `postgres` (what the dashboard and
+`supabase db push` use, not a superuser); `superuser` is the platform's
+`supabase_admin`, for tests that must play the platform itself.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +17,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from infra.local.cluster import PgCluster, free_port
+from infra.local import pg_net
+from infra.local.cluster import BOOTSTRAP_SUPERUSER, PgCluster, free_port
 from infra.local.schema import apply_schema
+from tests.support.webhooks import Receiver
 
 TEMPLATE = "chat_template"
 _counter = itertools.count()
@@ -25,8 +32,10 @@ def pg_cluster() -> Iterator[PgCluster]:
     cluster = PgCluster(root / "cluster", free_port(), durable=False)
     try:
         cluster.start()
-        with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
+        with psycopg.connect(cluster.dsn(user=BOOTSTRAP_SUPERUSER), autocommit=True) as conn:
             conn.execute(f"create database {TEMPLATE}")
+        # Stand-ins as the superuser, migrations as postgres; also makes
+        # realtime.messages' partitions around today, which every copy keeps.
         apply_schema(cluster.dsn(TEMPLATE))
         yield cluster
     finally:
@@ -60,6 +69,29 @@ def authenticator_dsn(pg_cluster: PgCluster, database: str) -> str:
 def admin(admin_dsn: str) -> Iterator[psycopg.Connection[Any]]:
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
         yield conn
+
+
+@pytest.fixture
+def superuser(pg_cluster: PgCluster, database: str) -> Iterator[psycopg.Connection[Any]]:
+    """The platform's bootstrap superuser, for tests that play the platform."""
+    with psycopg.connect(
+        pg_cluster.dsn(database, user=BOOTSTRAP_SUPERUSER), autocommit=True
+    ) as conn:
+        yield conn
+
+
+@pytest.fixture
+def webhook_receiver() -> Iterator[Receiver]:
+    """A loopback HTTP endpoint that records what it is sent."""
+    with Receiver().serving() as receiver:
+        yield receiver
+
+
+@pytest.fixture
+def pg_net_worker(admin_dsn: str) -> Iterator[pg_net.PgNetWorker]:
+    """pg_net's worker on this test's database: queued requests go out at once."""
+    with pg_net.running(admin_dsn, poll_interval=0.2) as worker:
+        yield worker
 
 
 @pytest.fixture

@@ -13,43 +13,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-import psycopg
+from infra.local.pg_net import PgNetWorker
 
 logger = logging.getLogger("dev")
 
 
-class WebhookDeliverer(threading.Thread):
-    """Drains net.http_request_queue and POSTs each request, recording the
-    response in net._http_response as pg_net does."""
+class WebhookDeliverer(PgNetWorker):
+    """pg_net's worker for make dev (infra/local/pg_net.py): delivers each
+    queued webhook at once, records the response, and survives database
+    outages. Stops with make dev's stop event."""
 
-    def __init__(self, dsn: str, stop: threading.Event, interval: float = 0.1) -> None:
-        super().__init__(name="webhooks", daemon=True)
-        self.dsn = dsn
-        self.stop_event = stop
-        self.interval = interval
-
-    def run(self) -> None:
-        with psycopg.connect(self.dsn, autocommit=True) as conn, httpx.Client() as http:
-            while not self.stop_event.wait(self.interval):
-                rows = conn.execute(
-                    "delete from net.http_request_queue returning id, method, url, headers, body,"
-                    " timeout_milliseconds"
-                ).fetchall()
-                for request_id, method, url, headers, body, timeout_ms in sorted(rows):
-                    status, content, error = None, None, None
-                    try:
-                        response = http.request(method, url, headers=headers, content=body,
-                                                timeout=timeout_ms / 1000)  # fmt: skip
-                        status, content = response.status_code, response.text
-                    except httpx.HTTPError as exc:
-                        error = type(exc).__name__
-                    conn.execute(
-                        "insert into net._http_response (id, status_code, content, timed_out, error_msg)"
-                        " values (%s, %s, %s, %s, %s)",
-                        (request_id, status, content, error == "ReadTimeout", error),
-                    )
-                    logger.info("webhook %s %s -> %s", method, url, status or error)
+    def __init__(self, dsn: str, stop: threading.Event, interval: float = 0.5) -> None:
+        super().__init__(dsn, poll_interval=interval)
+        self.name = "webhooks"
+        self.stopping = stop
 
 
 @dataclass

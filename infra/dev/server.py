@@ -31,8 +31,9 @@ from infra.dev.auth import LocalAuth
 from infra.dev.platform import LocalQueue, WebhookDeliverer
 from infra.dev.stack import Stack
 from infra.dev.web.hook import FrontEnd, allow_page_origin, start_front_end
-from infra.local.cluster import PgCluster
-from infra.local.schema import apply_schema
+from infra.local.cluster import BOOTSTRAP_SUPERUSER, PgCluster
+from infra.local.partitions import maintain_realtime_partitions
+from infra.local.schema import apply_schema, as_role
 
 ROOT = Path(__file__).resolve().parents[2]
 DEV = Path(__file__).resolve().parent
@@ -143,6 +144,17 @@ def make_handler(handlers: dict[str, Any]) -> type[BaseHTTPRequestHandler]:
 DEMO_UTTERANCE = "/msg-dev-hello"
 
 
+def keep_realtime_partitions(dsn: str, stop: threading.Event, every: float = 3600.0) -> None:
+    """realtime.messages' daily partitions, kept ahead of the clock as the
+    Realtime server's janitor does, for a `make dev` that runs for days. A
+    database outage only delays the next round."""
+    while not stop.wait(every):
+        try:
+            maintain_realtime_partitions(dsn)
+        except psycopg.Error as exc:
+            logging.getLogger("dev").warning("realtime partitions not maintained: %s", exc)
+
+
 def seed(cluster: PgCluster, port: int) -> None:
     """The demo seed, the webhook's target and one utterance for the printed
     bot-trigger command to name (inserted without firing the webhook: the
@@ -155,13 +167,15 @@ def seed(cluster: PgCluster, port: int) -> None:
             (f"http://127.0.0.1:{port}/webhooks/bot-trigger", os.environ["WEBHOOK_SECRET"]),
         )
         with conn.transaction():
-            conn.execute("set local session_replication_role = replica")
+            # postgres owns the table, as on hosted (no superuser's replica mode).
+            conn.execute("alter table public.intentions disable trigger intentions_bot_webhook")
             conn.execute(
                 "insert into public.intentions (id, name, type, owner_id, location_id, state, content)"
                 " values (%s, 'Message from Ada', 'utterance', '@ada', '#lounge', 'complete',"
                 ' \'{"text": "Hello Echo, what can you do?"}\') on conflict (id) do nothing',
                 (DEMO_UTTERANCE,),
             )
+            conn.execute("alter table public.intentions enable trigger intentions_bot_webhook")
 
 
 def webhook_body(intention_id: str) -> str:
@@ -308,9 +322,17 @@ def main() -> int:
         container.use_queue(jobs)
         threading.Thread(target=jobs.run, args=(stop,), name="queue", daemon=True).start()
         WebhookDeliverer(cluster.dsn(), stop).start()
+        threading.Thread(
+            target=keep_realtime_partitions, args=(cluster.dsn(), stop), name="partitions",
+            daemon=True,
+        ).start()  # fmt: skip
 
         auth = LocalAuth()
-        front_end = start_front_end(cluster.dsn(), database_url, auth, port)
+        # Realtime is a platform component: it connects as the superuser, as
+        # Supabase's own Realtime connects with its admin role.
+        front_end = start_front_end(
+            as_role(cluster.dsn(), BOOTSTRAP_SUPERUSER), database_url, auth, port
+        )
         servers.append(serve(("127.0.0.1", auth_port), auth.handler(), "auth", "DEV_AUTH_PORT"))
         servers.append(serve(("127.0.0.1", port), make_handler(handlers), "http", "PORT"))
         stack = Stack(

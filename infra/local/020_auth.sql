@@ -1,15 +1,28 @@
--- Stand-in for GoTrue's schema: only the columns and helpers the product uses.
+-- Stand-in for GoTrue's schema: only the columns and helpers the product
+-- uses, with hosted's ownership and grants. GoTrue (supabase_auth_admin) owns
+-- everything here; postgres gets ALL on the tables (so it may read users and
+-- put triggers on them) but is not a member of supabase_auth_admin.
 create schema if not exists auth;
-grant usage on schema auth to anon, authenticated, service_role;
+alter schema auth owner to supabase_admin;
+grant all on schema auth to supabase_auth_admin;
+grant usage on schema auth to postgres, anon, authenticated, service_role;
 
+-- As GoTrue creates it: the metadata columns are nullable without defaults,
+-- so a trigger must cope with a user that has none.
 create table if not exists auth.users (
-  id uuid primary key default gen_random_uuid(),
-  email text unique,
-  raw_app_meta_data jsonb not null default '{}'::jsonb,
-  raw_user_meta_data jsonb not null default '{}'::jsonb,
-  created_at timestamptz not null default now(),
-  updated_at timestamptz not null default now()
+  instance_id uuid,
+  id uuid not null primary key,
+  aud varchar(255),
+  role varchar(255),
+  email varchar(255) unique,
+  raw_app_meta_data jsonb,
+  raw_user_meta_data jsonb,
+  is_anonymous boolean not null default false,
+  created_at timestamptz default now(),
+  updated_at timestamptz default now()
 );
+alter table auth.users owner to supabase_auth_admin;
+alter table auth.users enable row level security;
 
 -- As Supabase defines them: the older per-claim setting wins when present,
 -- else the claims JSON that PostgREST sets per request.
@@ -40,4 +53,11 @@ as $$
   )::jsonb
 $$;
 
+alter function auth.uid() owner to supabase_auth_admin;
+alter function auth.role() owner to supabase_auth_admin;
+alter function auth.jwt() owner to supabase_auth_admin;
+
+grant all on all tables in schema auth to supabase_auth_admin, postgres;
+grant all on all sequences in schema auth to supabase_auth_admin, postgres;
+grant all on all routines in schema auth to supabase_auth_admin, postgres;
 grant execute on function auth.uid(), auth.role(), auth.jwt() to anon, authenticated, service_role;

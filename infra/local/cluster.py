@@ -4,6 +4,9 @@ The cluster lives in one folder, listens on loopback only, and is started and
 stopped by whoever owns it. Postgres refuses to run as root, so when we are
 root the server runs as the `postgres` system user that Debian's package
 creates.
+
+Roles as on hosted Supabase: the bootstrap superuser is `supabase_admin`;
+`postgres` is the project's admin, not a superuser (the stand-ins create it).
 """
 
 from __future__ import annotations
@@ -17,7 +20,10 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-SUPERUSER = "postgres"
+OS_USER = "postgres"  # the system user that runs the server (Debian's package makes it)
+SUPERUSER = OS_USER  # its older name, kept for code written before the two differed
+BOOTSTRAP_SUPERUSER = "supabase_admin"  # the database's superuser, as on hosted Supabase
+ADMIN = "postgres"  # the project's admin role: what migrations and the dashboard use
 
 
 def _bindir() -> Path:
@@ -54,13 +60,13 @@ class PgCluster:
     def log_file(self) -> Path:
         return self.root / "postgres.log"
 
-    def dsn(self, dbname: str = "postgres", user: str = SUPERUSER) -> str:
+    def dsn(self, dbname: str = "postgres", user: str = ADMIN) -> str:
         return f"postgresql://{user}@127.0.0.1:{self.port}/{dbname}"
 
     def _run_as_owner(self, args: list[str]) -> subprocess.CompletedProcess[str]:
         command = args
         if os.geteuid() == 0:
-            command = ["runuser", "-u", SUPERUSER, "--", *args]
+            command = ["runuser", "-u", OS_USER, "--", *args]
         done = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
         if done.returncode != 0:
             raise RuntimeError(f"{Path(args[0]).name} failed: {done.stderr.strip() or done.stdout}")
@@ -69,7 +75,7 @@ class PgCluster:
     def _hand_over(self) -> None:
         if os.geteuid() != 0:
             return
-        owner = pwd.getpwnam(SUPERUSER)
+        owner = pwd.getpwnam(OS_USER)
         for path in [self.root, *self.root.rglob("*")]:
             os.chown(path, owner.pw_uid, owner.pw_gid)
 
@@ -88,7 +94,7 @@ class PgCluster:
             [
                 str(_bindir() / "initdb"),
                 "-D", str(self.data_dir),
-                "-U", SUPERUSER,
+                "-U", BOOTSTRAP_SUPERUSER,
                 "--auth=trust",
                 "--encoding=UTF8",
                 "--locale=C.UTF-8",

@@ -39,10 +39,14 @@ def test_a_new_message_is_broadcast_on_its_thread_topic(
 
 
 def _can_join(
-    api: psycopg.Connection[Any], admin: psycopg.Connection[Any], claims: dict[str, Any], topic: str
+    api: psycopg.Connection[Any],
+    platform: psycopg.Connection[Any],
+    claims: dict[str, Any],
+    topic: str,
 ) -> bool:
-    """Realtime's read check: a row on the topic, then a select as the user."""
-    admin.execute(
+    """Realtime's read check: a row on the topic (written by the platform:
+    postgres may not delete from realtime.messages), then a select as the user."""
+    platform.execute(
         "insert into realtime.messages (topic, extension, event, payload) values (%s, 'broadcast', 'probe', '{}')",
         (topic,),
     )
@@ -50,7 +54,7 @@ def _can_join(
         rows = cur.execute(
             "select 1 from realtime.messages where topic = realtime.topic() and extension = 'broadcast'"
         ).fetchall()
-    admin.execute("delete from realtime.messages where event = 'probe'")
+    platform.execute("delete from realtime.messages where event = 'probe'")
     return len(rows) > 0
 
 
@@ -71,20 +75,23 @@ def _can_send(
 
 
 def test_only_participants_join_and_nobody_sends_on_the_thread_channel(
-    admin: psycopg.Connection[Any], api: psycopg.Connection[Any], pair: tuple[User, User, str]
+    admin: psycopg.Connection[Any],
+    superuser: psycopg.Connection[Any],
+    api: psycopg.Connection[Any],
+    pair: tuple[User, User, str],
 ) -> None:
     amy, bob, thread_id = pair
     eve = create_user(admin, "eve")
     topic = f"chat:{thread_id}"
 
-    assert _can_join(api, admin, amy.claims(), topic)
-    assert _can_join(api, admin, bob.claims(), topic)
-    assert not _can_join(api, admin, eve.claims(), topic)
+    assert _can_join(api, superuser, amy.claims(), topic)
+    assert _can_join(api, superuser, bob.claims(), topic)
+    assert not _can_join(api, superuser, eve.claims(), topic)
     # Only the database broadcasts there: a participant could otherwise forge
     # its INSERT event naming the other participant as sender.
     assert not _can_send(api, amy.claims(), topic, event="INSERT")
     assert not _can_send(api, amy.claims(), topic)
     assert not _can_send(api, eve.claims(), topic)
     # A participant of one thread gets nothing on a made-up topic
-    assert not _can_join(api, admin, amy.claims(), "chat:amy__eve")
+    assert not _can_join(api, superuser, amy.claims(), "chat:amy__eve")
     assert not _can_send(api, amy.claims(), "room:anything")

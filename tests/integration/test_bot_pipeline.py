@@ -20,7 +20,7 @@ from shared import container
 from tests.support.database import acting_as
 from tests.support.events import LambdaContext, parse
 from tests.support.fake_llm import FakeLlm, Step, reply, running
-from tests.support.pipeline import deliver_webhooks, drain, webhook_event
+from tests.support.pipeline import Sent, deliver_webhooks, discard_webhooks, drain, webhook_event
 from tests.support.spaces import World, bot_reply_id, make_world, say, squat
 
 pytestmark = pytest.mark.integration
@@ -152,7 +152,7 @@ def test_the_bots_own_earlier_lines_are_assistant_turns(
     make_world(admin)
     say(admin, "@guest", "#lounge", "first")
     say(admin, "@sage", "#lounge", "an earlier answer")
-    admin.execute("delete from net.http_request_queue")
+    discard_webhooks(admin)
     said = say(admin, "@guest", "#lounge", "second")
     deliver_webhooks(admin, pipeline[0])
     drain(queues[0], queues[1], pipeline[1])
@@ -171,12 +171,11 @@ def test_the_same_webhook_three_times_leaves_one_reply_per_bot(
     make_world(admin)
     trigger, worker = pipeline
     said = say(admin, "@guest", "#lounge", "hello")
-    queued = admin.execute(
-        "select headers, convert_from(body, 'UTF8') from net.http_request_queue"
-    ).fetchone()
-    assert queued is not None
-    for _ in range(3):
-        result = parse(trigger(webhook_event(queued[1], queued[0]), LambdaContext()))
+    sent: list[Sent] = []
+    [first] = deliver_webhooks(admin, trigger, sent)
+    assert first.status == 202
+    for _ in range(2):
+        result = parse(trigger(webhook_event(sent[0].body, sent[0].headers), LambdaContext()))
         assert result.status == 202
     drain(queues[0], queues[1], worker)
     replies = admin.execute(
@@ -192,7 +191,7 @@ def test_bots_and_non_utterances_are_ignored(
     make_world(admin)
     trigger, _ = pipeline
     by_bot = say(admin, "@echo", "#lounge", "a bot speaks")
-    assert admin.execute("select count(*) from net.http_request_queue").fetchone() == (0,)
+    assert deliver_webhooks(admin, trigger) == []
 
     def post(record: dict[str, Any], **overrides: Any) -> Any:
         body = {
@@ -371,7 +370,7 @@ def test_without_any_key_the_echo_model_answers(
     container.reset()
     make_world(admin)
     admin.execute("select public.set_bot_llm_api_key('@sage', '')")
-    admin.execute("delete from net.http_request_queue")
+    discard_webhooks(admin)
     said = say(admin, "@guest", "#lounge", "is anyone there?")
     deliver_webhooks(admin, pipeline[0])
     drain(queues[0], queues[1], pipeline[1])

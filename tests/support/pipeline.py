@@ -1,5 +1,5 @@
 """The platform's side of the bot pipeline, played in tests: pg_net's
-delivery of queued webhooks, and SQS's event source mapping feeding the
+worker delivering the database's webhooks, and SQS's event source mapping feeding the
 worker (receive, invoke, delete what succeeded)."""
 
 from __future__ import annotations
@@ -7,11 +7,14 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 
+from infra.local.pg_net import deliver_queued
 from tests.support.events import HttpResult, LambdaContext, parse
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
@@ -29,23 +32,46 @@ def webhook_event(body: Any, headers: dict[str, str]) -> dict[str, Any]:
     return event
 
 
+@dataclass(frozen=True)
+class Sent:
+    """A webhook as pg_net's worker sent it to bot-trigger."""
+
+    headers: dict[str, str]
+    body: str
+
+
 def deliver_webhooks(
-    admin: psycopg.Connection[Any], bot_trigger: Callable[..., dict[str, Any]]
+    admin: psycopg.Connection[Any],
+    bot_trigger: Callable[..., dict[str, Any]],
+    sent: list[Sent] | None = None,
 ) -> list[HttpResult]:
-    """Takes every queued pg_net request and hands it to bot-trigger."""
-    results = []
-    rows = admin.execute(
-        "delete from net.http_request_queue returning id, headers, convert_from(body, 'UTF8')"
-    ).fetchall()
-    for request_id, headers, body in sorted(rows):
-        lowered = {k.lower(): v for k, v in headers.items()}
-        result = parse(bot_trigger(webhook_event(body, lowered), LambdaContext()))
-        admin.execute(
-            "insert into net._http_response (id, status_code, content) values (%s, %s, %s)",
-            (request_id, result.status, json.dumps(result.body)),
-        )
+    """pg_net's worker (infra/local/pg_net.py) sends what the database queued;
+    the network edge hands each request to bot-trigger's Lambda entry point,
+    as API Gateway would. Returns bot-trigger's answers in order."""
+    results: list[HttpResult] = []
+
+    def api_gateway(request: httpx.Request) -> httpx.Response:
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        body = request.content.decode()
+        if sent is not None:
+            sent.append(Sent(headers, body))
+        result = parse(bot_trigger(webhook_event(body, headers), LambdaContext()))
         results.append(result)
+        return httpx.Response(result.status, json=result.body)
+
+    with httpx.Client(transport=httpx.MockTransport(api_gateway)) as http:
+        while deliver_queued(admin, http):
+            pass
     return results
+
+
+def discard_webhooks(admin: psycopg.Connection[Any]) -> int:
+    """pg_net's worker sends what is queued to an endpoint that ignores it."""
+    count = 0
+    with httpx.Client(transport=httpx.MockTransport(lambda _: httpx.Response(204))) as http:
+        while taken := deliver_queued(admin, http):
+            count += taken
+    return count
 
 
 def sqs_event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
