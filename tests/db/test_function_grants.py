@@ -40,6 +40,10 @@ EXPECTED: dict[str, frozenset[str]] = {
     "private.require_chat_user()": NOBODY,
     "private.bot_reply_id(text,text,text)": NOBODY,
     "private.queue_bot_trigger_webhook()": NOBODY,
+    "private.guard_bot_reply_id()": NOBODY,
+    # CHECK constraints run them as whoever writes the row
+    "private.max_intention_content_bytes()": AUTHENTICATED | SERVICE,
+    "private.is_valid_mongo_id(text)": SERVICE,
 }
 
 

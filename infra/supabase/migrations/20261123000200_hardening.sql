@@ -13,7 +13,9 @@ create or replace function private.max_intention_content_bytes() returns int
 language sql immutable
 set search_path = ''
 as $$ select 16384 $$;
-grant execute on function private.max_intention_content_bytes() to anon, authenticated, service_role;
+-- The CHECK below runs it as the writer: signed-in users (RLS-checked
+-- inserts and updates) and the service.
+grant execute on function private.max_intention_content_bytes() to authenticated, service_role;
 
 -- NOT VALID: rows already stored stay readable; every new or updated row is checked.
 alter table public.intentions
@@ -199,7 +201,9 @@ as $$
   select _id ~ '^\S{1,128}$' and strpos(_id, '__') = 0
      and left(_id, 1) <> '_' and right(_id, 1) <> '_'
 $$;
-grant execute on function private.is_valid_mongo_id(text) to anon, authenticated, service_role;
+-- chat_users is written by the sync trigger (as its owner) and, at most,
+-- by the service; clients never write it.
+grant execute on function private.is_valid_mongo_id(text) to service_role;
 
 -- NOT VALID: a project holding an ambiguous id keeps working (and
 -- ensure_chat_thread below never hands it someone else's thread); every new
