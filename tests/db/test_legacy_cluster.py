@@ -4,6 +4,8 @@ it with the fix, instead of failing somewhere in a migration."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,8 +19,11 @@ pytestmark = pytest.mark.db
 
 
 @pytest.fixture
-def legacy_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[PgCluster]:
-    cluster = PgCluster(tmp_path / "cluster", free_port(), durable=False)
+def legacy_cluster(monkeypatch: pytest.MonkeyPatch) -> Iterator[PgCluster]:
+    # Not under tmp_path: other pytest runs on this machine may clean that
+    # tree up while the server (another system user) still uses it.
+    root = Path(tempfile.mkdtemp(prefix="chat-tests-pg-"))
+    cluster = PgCluster(root / "cluster", free_port(), durable=False)
     with monkeypatch.context() as patched:
         # initdb'd as before: postgres is the bootstrap superuser
         patched.setattr(cluster_module, "BOOTSTRAP_SUPERUSER", "postgres")
@@ -28,6 +33,7 @@ def legacy_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
         yield cluster
     finally:
         cluster.destroy()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_a_cluster_made_with_postgres_as_superuser_is_refused_with_the_fix(

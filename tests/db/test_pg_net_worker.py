@@ -5,6 +5,8 @@ is back."""
 from __future__ import annotations
 
 import logging
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,15 +25,19 @@ pytestmark = pytest.mark.db
 
 
 @pytest.fixture
-def own_cluster(tmp_path: Path) -> Iterator[PgCluster]:
+def own_cluster() -> Iterator[PgCluster]:
     """A cluster of its own: this test stops and restarts it."""
-    cluster = PgCluster(tmp_path / "cluster", free_port(), durable=False)
+    # Not under tmp_path: other pytest runs on this machine may clean that
+    # tree up while the server (another system user) still uses it.
+    root = Path(tempfile.mkdtemp(prefix="chat-tests-pg-"))
+    cluster = PgCluster(root / "cluster", free_port(), durable=False)
     try:
         cluster.start()
         apply_schema(cluster.dsn())
         yield cluster
     finally:
         cluster.destroy()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def _post(dsn: str, url: str) -> None:
