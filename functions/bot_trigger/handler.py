@@ -17,8 +17,7 @@ from shared.bots.trigger import trigger
 from shared.errors import BadRequest, Unauthorized
 from shared.http.app import create_app, lambda_handler
 
-container.settings()  # fail at cold start, naming any bad setting
-container.bot_trigger_settings()
+container.configured(container.bot_trigger_settings)  # fail at cold start, naming it
 
 app = create_app("bot-trigger", methods="POST")
 
@@ -48,4 +47,4 @@ async def bot_trigger(request: Request, _: Annotated[None, Depends(webhook_secre
     return {"queued": result.queued}
 
 
-handler = lambda_handler(app)
+handler = lambda_handler(app, prime_also=[container.queue])

@@ -10,7 +10,7 @@ from shared.chat.service import post_message
 from shared.http.app import create_app, lambda_handler
 from shared.http.deps import CurrentUser, DatabaseDep
 
-container.settings()  # fail at cold start, naming any bad setting
+container.configured()  # fail at cold start, naming any bad setting
 
 app = create_app("chat-message", methods="POST")
 

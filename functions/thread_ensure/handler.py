@@ -8,7 +8,7 @@ from shared.chat.service import ensure_thread
 from shared.http.app import create_app, lambda_handler
 from shared.http.deps import CurrentUser, DatabaseDep
 
-container.settings()  # fail at cold start, naming any bad setting
+container.configured()  # fail at cold start, naming any bad setting
 
 app = create_app("thread-ensure", methods="POST")
 
