@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import threading
 import weakref
+from importlib.util import find_spec
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -200,7 +201,11 @@ def configured(*more: Callable[[], object]) -> None:
     ends the process with one line naming the variable or parameter and what
     to do: a traceback through our modules would only hide it."""
     try:
-        settings()
+        if settings().database_url is not None and find_spec("psycopg") is None:
+            raise ConfigurationError(
+                "DATABASE_URL is set but this artifact has no psycopg: unset it (PostgREST) "
+                "or build with `scripts/package_functions.py --with-direct-db`"
+            )
         for load_more in more:
             load_more()
     except ConfigurationError as exc:
