@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import threading
 import weakref
-from importlib.util import find_spec
 from collections.abc import Callable
+from importlib.util import find_spec
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from shared import snapstart
