@@ -379,3 +379,50 @@ def test_each_artifact_ships_only_what_its_function_imports(
             report = json.loads(done.stdout.strip().splitlines()[-1])
             unused[name] = [p for p in report["unused"] if p not in SHIPPED_UNUSED.get(name, {})]
     assert unused == {name: [] for name in FUNCTIONS.values()}
+
+
+def test_secrets_come_from_the_extension_layer(packaged: dict[str, Any]) -> None:
+    functions = [
+        v["Properties"]
+        for v in packaged["Resources"].values()
+        if v["Type"] == "AWS::Lambda::Function"
+    ]
+    for props in functions:
+        assert props["Environment"]["Variables"]["SECRETS_SOURCE"] == "extension"
+        (layer,) = props["Layers"]
+        assert ":layer:AWS-Parameters-and-Secrets-Lambda-Extension:" in layer
+        assert "SnapStart" not in props  # opt-in only
+
+
+def test_snapstart_opt_in_publishes_versions_and_events_call_the_alias(
+    packaged: dict[str, Any],
+) -> None:
+    sls("package", "--stage", "ci", "--param=snapStart=true", "--package", ".serverless-snapstart")
+    template = json.loads(
+        (ROOT / ".serverless-snapstart" / "cloudformation-template-update-stack.json").read_text()
+    )
+    resources = template["Resources"]
+    functions = {k for k, v in resources.items() if v["Type"] == "AWS::Lambda::Function"}
+    for name in functions:
+        assert resources[name]["Properties"]["SnapStart"] == {"ApplyOn": "PublishedVersions"}
+    aliases = {
+        v["Properties"]["FunctionName"]["Ref"]: v["Properties"]
+        for v in resources.values()
+        if v["Type"] == "AWS::Lambda::Alias"
+    }
+    assert set(aliases) == functions
+    for alias in aliases.values():
+        version = alias["FunctionVersion"]["Fn::GetAtt"][0]
+        assert resources[version]["Type"] == "AWS::Lambda::Version"
+    targets = [
+        v["Properties"]["IntegrationUri"]
+        for v in resources.values()
+        if v["Type"] == "AWS::ApiGatewayV2::Integration"
+    ] + [
+        v["Properties"]["FunctionName"]
+        for v in resources.values()
+        if v["Type"] == "AWS::Lambda::EventSourceMapping"
+    ]
+    assert len(targets) == 5
+    for target in targets:
+        assert target["Fn::Join"][1][1] == "snapstart", target
