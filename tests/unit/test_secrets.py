@@ -83,6 +83,7 @@ class Extension(BaseHTTPRequestHandler):
         query = parse_qs(url.query)
         name = query.get("name", [""])[0]
         self.seen.append((name, query.get("withDecryption", [""])[0]))
+        body: dict[str, Any]
         if self.headers.get("X-Aws-Parameters-Secrets-Token") != "session-token":
             status, body = 401, {"message": "not authorized"}
         elif url.path != "/systemsmanager/parameters/get":
