@@ -114,8 +114,10 @@ def load(cls: type[SettingsT], environ: Mapping[str, str] | None = None) -> Sett
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
-            field = str(error["loc"][0]) if error["loc"] else "?"
-            name = _env_name(cls, field) if field in cls.model_fields else field
+            loc = str(error["loc"][0]) if error["loc"] else "?"
+            field = next((f for f in cls.model_fields if loc in _env_name(cls, f).split(" or ")),
+                         loc)  # fmt: skip
+            name = _env_name(cls, field) if field in cls.model_fields else loc
             if error["type"] == "missing":
                 problems.append(f"{name} is not set")
             else:
