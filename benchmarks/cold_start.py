@@ -323,7 +323,7 @@ def run() -> list[Row]:
         named = {f"{k}_SSM": v for k, v in SSM.items()}
         extension = {**named, "SECRETS_SOURCE": "extension", "AWS_SESSION_TOKEN": "session",
                      "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT": port}  # fmt: skip
-        boto = {**named, "SECRETS_SOURCE": "ssm", "AWS_ENDPOINT_URL_SSM": url,
+        boto = {**named, "SECRETS_SOURCE": "ssm", "AWS_ENDPOINT_URL": url,
                 "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"}  # fmt: skip
         for case in cases(keys):
             artifact = ours / case.module

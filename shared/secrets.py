@@ -39,11 +39,15 @@ SOURCES = ("extension", "ssm", "env")
 
 
 def wanted(environ: Mapping[str, str]) -> dict[str, str]:
-    """Setting name -> parameter name, for the settings not already set."""
+    """Setting name -> parameter name, for the settings not already set.
+    AWS_* names are the SDK's own (AWS_ENDPOINT_URL_SSM is an endpoint)."""
     return {
         key[: -len(SUFFIX)]: value
         for key, value in environ.items()
-        if key.endswith(SUFFIX) and value and key[: -len(SUFFIX)] not in environ
+        if key.endswith(SUFFIX)
+        and not key.startswith("AWS_")
+        and value
+        and key[: -len(SUFFIX)] not in environ
     }
 
 

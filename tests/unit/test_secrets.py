@@ -60,6 +60,16 @@ def test_a_missing_parameter_fails_at_cold_start_naming_it(ssm: Any) -> None:
     assert "/chat/prod/missing" in str(failed.value)
 
 
+def test_the_sdks_own_ssm_endpoint_variable_is_not_a_parameter(ssm: Any) -> None:
+    env = {
+        "AWS_ENDPOINT_URL_SSM": "http://127.0.0.1:1",
+        "WEBHOOK_SECRET_SSM": "/chat/prod/webhook-secret",
+    }
+    with mock_aws():
+        assert load_ssm_parameters(env) == ["WEBHOOK_SECRET"]
+    assert "AWS_ENDPOINT_URL" not in env
+
+
 def test_locally_nothing_is_fetched_even_for_unset_settings() -> None:
     env = {"SECRETS_SOURCE": "env", "OPENROUTER_API_KEY_SSM": "/chat/prod/openrouter"}
     assert load_ssm_parameters(env) == []
