@@ -40,6 +40,7 @@ RUNS = int(os.environ.get("COLD_START_RUNS", "7"))
 BASELINE = os.environ.get("COLD_START_BASELINE", "33cbe4b")
 RATIO_GOAL = 1.15
 RESTORE_GOAL_MS = 5.0
+RUNTIME = BENCH / "runtime"
 WEBHOOK_SECRET = "a-long-enough-webhook-secret"
 
 THREAD = {
@@ -235,7 +236,7 @@ def build_naive(python: str) -> Path:
 def build_runtime(python: str) -> Path:
     """What Lambda's Python runtime provides (boto3 and friends): for the
     SSM-through-boto3 configuration only."""
-    target = BENCH / "runtime"
+    target = RUNTIME
     if not (target / "boto3").exists():
         target.mkdir(parents=True, exist_ok=True)
         for module in RUNTIME_PROVIDED_MODULES:
@@ -284,7 +285,12 @@ def _sample(python: str, variant: Variant, event: dict[str, Any], env: dict[str,
     start = time.perf_counter()
     done = subprocess.run(
         [python, "-c", variant.script, json.dumps(event)],
-        env={**env, **variant.env, "PYTHONPATH": os.pathsep.join(map(str, variant.path))},
+        # Lambda's runtime directory (boto3) is on every function's path.
+        env={
+            **env,
+            **variant.env,
+            "PYTHONPATH": os.pathsep.join(map(str, [*variant.path, RUNTIME])),
+        },
         cwd=variant.path[0],
         capture_output=True,
         text=True,
@@ -302,7 +308,7 @@ def run() -> list[Row]:
     ours = build_ours()
     baseline = build_baseline()
     naive = build_naive(python)
-    runtime = build_runtime(python)
+    build_runtime(python)
     keys = SigningKeys()
     parameters = {SSM["SUPABASE_ANON_KEY"]: keys.anon_key(),
                   SSM["SUPABASE_SERVICE_ROLE_KEY"]: "service-role-key",
@@ -335,7 +341,7 @@ def run() -> list[Row]:
                 Variant("ours, SSM via the extension (deployed)", OURS.format(module=case.module),
                         [artifact], extension),
                 Variant("ours, SSM via boto3", OURS.format(module=case.module),
-                        [artifact, runtime], boto),
+                        [artifact], boto),
             ]  # fmt: skip
             if case.rpc is not None:
                 naive_script = NAIVE.format(path=case.path, rpc=case.rpc)
@@ -346,7 +352,7 @@ def run() -> list[Row]:
                     Variant("baseline, env secrets", OURS.format(module=case.module),
                             [baseline / case.module], plain),
                     Variant("baseline, SSM via boto3 (deployed)", OURS.format(module=case.module),
-                            [baseline / case.module, runtime], boto),
+                            [baseline / case.module], boto),
                 ]  # fmt: skip
             for variant in variants:  # warm the page cache
                 _sample(python, variant, case.event, env)
