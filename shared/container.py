@@ -15,6 +15,7 @@ before-snapshot hook) while the client stays usable.
 
 from __future__ import annotations
 
+import sys
 import threading
 import weakref
 from collections.abc import Callable
@@ -258,14 +259,21 @@ def reset() -> None:
             slot.drop()
 
 
+def _uses_http_transports(db: Database | None) -> bool:
+    """PostgREST's pool is one of ours: close_connections empties it."""
+    postgrest = sys.modules.get("shared.db.postgrest")
+    return postgrest is not None and isinstance(db, postgrest.PostgrestDatabase)
+
+
 def _before_snapshot() -> None:
     """No socket may be in a snapshot: HTTP pools are emptied (clients stay
-    and reconnect), the database adapter is closed and rebuilt on first use
-    (psycopg's pool has connections and a worker thread), and the SQS
-    client's pool is cleared."""
+    and reconnect), the direct database adapter is closed and rebuilt on
+    first use (psycopg's pool has connections and a worker thread), and the
+    SQS client's pool is cleared."""
     close_connections()
     with _lock:
-        _database.drop()
+        if not _uses_http_transports(_database.peek()):
+            _database.drop()
         queue_client = getattr(_queue.peek(), "_client", None)  # SqsQueue's boto3 client
     if queue_client is not None:
         queue_client.close()  # botocore: clears the pool, the client stays usable

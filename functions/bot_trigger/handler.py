@@ -18,7 +18,8 @@ from shared.bots.trigger import trigger
 from shared.errors import BadRequest, Unauthorized
 from shared.http.app import create_app, lambda_handler
 
-container.configured(container.bot_trigger_settings)  # fail at cold start, naming it
+# Fail at cold start, naming any bad setting; the database client built in init.
+container.configured(container.bot_trigger_settings, container.database)
 
 app = create_app("bot-trigger", methods="POST")
 
