@@ -40,10 +40,14 @@ print("SNAPSHOT", flush=True)
 sys.stdin.readline()  # the test notes what the server saw before the snapshot
 
 restored = []
+snapshot_random = random.getstate()
 for _ in range(2):
     read, write = os.pipe()
     if os.fork() == 0:
         os.close(read)
+        # A restored snapshot has the snapshot's memory: fork would reseed
+        # `random` itself (os.register_at_fork), a restore does not.
+        random.setstate(snapshot_random)
         snapstart.run_after_restore()
         response = handler(event, None) if event else {"statusCode": 0, "headers": {}}
         seen = {"status": response["statusCode"],
