@@ -4,10 +4,17 @@ Linux (x86_64, manylinux) and Python 3.12, with bytecode compiled by a 3.12
 interpreter so cold starts never compile (Lambda's file system is read-only).
 
     uv run python scripts/package_functions.py   # -> .local/build/<function>.zip
+    uv run python scripts/package_functions.py --with-direct-db   # + psycopg
+
+Each artifact ships only the packages its function imports (on a request,
+an error, or with tracing on; tests/deploy checks it). psycopg is left out
+unless asked for: the functions reach the database through PostgREST on
+AWS; a deployment that sets DATABASE_URL (a Supavisor pooler) needs it.
 """
 
 from __future__ import annotations
 
+import argparse
 import glob
 import os
 import shutil
@@ -23,6 +30,26 @@ LIMIT_MB = 20
 # boto3 and the libraries only it needs come with Lambda's Python runtime;
 # shipping them would double the size. (jmespath stays: Powertools imports it.)
 RUNTIME_PROVIDED = {"boto3", "botocore", "s3transfer", "python-dateutil", "six", "urllib3"}
+RUNTIME_PROVIDED_MODULES = ["boto3", "botocore", "s3transfer", "dateutil", "six", "urllib3"]
+# The direct Postgres adapter's driver (DATABASE_URL): --with-direct-db.
+DIRECT_DB = {"psycopg", "psycopg-binary"}
+# Top-level packages a function never imports (by import name, as shipped),
+# found by tests/deploy (a request, its errors, tracing on, SnapStart
+# priming). cffi and pycparser build cryptography's bindings; at run time it
+# needs only the compiled _cffi_backend. The worker serves no HTTP and
+# verifies no token.
+_BUILD_ONLY = {"cffi", "pycparser"}
+NOT_IMPORTED_BY: dict[str, set[str]] = {
+    "thread_ensure": _BUILD_ONLY,
+    "chat_message": _BUILD_ONLY,
+    "token": _BUILD_ONLY,
+    "bot_trigger": _BUILD_ONLY,
+    "bot_worker": _BUILD_ONLY
+    | {"_cffi_backend", "cryptography", "jwt", "fastapi", "starlette", "mangum"}
+    | {"annotated_doc", "opentelemetry"},  # FastAPI's own dependencies
+}
+# Distributions whose import name differs (their .dist-info goes too).
+_IMPORT_NAME = {"pyjwt": "jwt", "opentelemetry_api": "opentelemetry"}
 # HTTP/2 for httpx: every client we build speaks HTTP/1.1 (postgrest-py is
 # given ours), so httpx never imports these.
 NEVER_IMPORTED = {"h2", "hpack", "hyperframe"}
@@ -48,7 +75,7 @@ def python312() -> str | None:
     return None
 
 
-def dependencies() -> Path:
+def dependencies(with_direct_db: bool) -> Path:
     deps = BUILD / "deps"
     shutil.rmtree(deps, ignore_errors=True)
     requirements = BUILD / "requirements.txt"
@@ -56,7 +83,8 @@ def dependencies() -> Path:
         "--quiet", "-o", str(requirements))  # fmt: skip
     lines = [
         line for line in requirements.read_text().splitlines()
-        if line.split("==")[0].strip().lower() not in RUNTIME_PROVIDED | NEVER_IMPORTED
+        if line.split("==")[0].strip().lower()
+        not in RUNTIME_PROVIDED | NEVER_IMPORTED | (set() if with_direct_db else DIRECT_DB)
     ]  # fmt: skip
     requirements.write_text("\n".join(lines) + "\n")
     run("uv", "pip", "install", "--quiet", "--target", str(deps), "--no-deps",
@@ -69,10 +97,24 @@ def dependencies() -> Path:
 DEPENDENCY_NOISE = shutil.ignore_patterns("*.pyi", "py.typed", "*-stubs", "tests", "__pycache__")
 
 
+def _top_level(entry: str) -> str:
+    """`pydantic_core-2.1.dist-info` -> pydantic_core, `six.py` -> six."""
+    name = entry.split("-")[0].split(".")[0]
+    return _IMPORT_NAME.get(name, name)
+
+
 def stage(name: str, deps: Path) -> Path:
     root = BUILD / name
     shutil.rmtree(root, ignore_errors=True)
-    shutil.copytree(deps, root, ignore=DEPENDENCY_NOISE)
+    skip = NOT_IMPORTED_BY.get(name, set())
+
+    def not_imported(folder: str, entries: list[str]) -> set[str]:
+        noise = set(DEPENDENCY_NOISE(folder, entries))
+        if Path(folder) == deps:
+            noise |= {e for e in entries if _top_level(e) in skip}
+        return noise
+
+    shutil.copytree(deps, root, ignore=not_imported)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     shutil.copytree(ROOT / "shared", root / "shared", ignore=ignore)
     (root / "functions").mkdir()
@@ -90,6 +132,10 @@ def compile_bytecode(root: Path, interpreter: str | None) -> bool:
     return True
 
 
+def unpacked_size(root: Path) -> int:
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+
+
 def zip_dir(root: Path, target: Path) -> int:
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
         for path in sorted(root.rglob("*")):
@@ -101,18 +147,24 @@ def zip_dir(root: Path, target: Path) -> int:
     return target.stat().st_size
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--with-direct-db", action="store_true",
+                        help="ship psycopg, for deployments that set DATABASE_URL")  # fmt: skip
+    args = parser.parse_args(argv)
     BUILD.mkdir(parents=True, exist_ok=True)
-    deps = dependencies()
+    deps = dependencies(args.with_direct_db)
     interpreter = python312()
     too_big = []
     for name in FUNCTIONS:
         root = stage(name, deps)
         compiled = compile_bytecode(root, interpreter)
+        unpacked = unpacked_size(root) / 1024 / 1024
         size = zip_dir(root, BUILD / f"{name}.zip")
         shutil.rmtree(root)
         mb = size / 1024 / 1024
-        print(f"{name:14} {mb:6.2f} MB zipped{'' if compiled else ' (no bytecode)'}")
+        print(f"{name:14} {mb:6.2f} MB zipped, {unpacked:6.2f} MB unpacked"
+              f"{'' if compiled else ' (no bytecode)'}")  # fmt: skip
         if mb > LIMIT_MB:
             too_big.append(name)
     if too_big:

@@ -1,23 +1,38 @@
 """Per-container singletons: settings, database adapter, token verifier,
-the bot pipeline's settings, queue and model HTTP client.
+the bot pipeline's settings, queue and model HTTP client, and the one TLS
+context every HTTP client shares.
 
 Each is built on first use and cached for the life of the container;
 `reset()` drops them all (tests), `use_database`/`use_queue` replace one (the
 local dev server, benchmarks). Imports of what is not used are never paid for.
+
+Every HTTP client (JWKS, PostgREST, GoTrue, the model provider) comes from
+`http_client`: one TLS context per container (building one from certifi's
+bundle costs tens of milliseconds, once per client otherwise), and a
+transport whose connections `close_connections` can drop (SnapStart's
+before-snapshot hook) while the client stays usable.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
+import weakref
 from collections.abc import Callable
+from importlib.util import find_spec
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from shared import snapstart
+from shared.errors import ConfigurationError
 from shared.secrets import load_ssm_parameters
 from shared.settings import Settings, load, load_settings
 
 if TYPE_CHECKING:
+    import ssl
+
     import httpx
 
+    from shared.auth.jwks import JwksCache
     from shared.auth.verifier import TokenVerifier
     from shared.bots.settings import BotTriggerSettings, BotWorkerSettings
     from shared.db.port import Database
@@ -42,6 +57,10 @@ class _Slot(Generic[T]):
                     self._value = self._build()
         return self._value
 
+    def peek(self) -> T | None:
+        """The value if built, without building it."""
+        return self._value
+
     def set(self, value: T) -> None:
         """Replaces the value; the old one is not closed (a replacement may wrap it)."""
         with _lock:
@@ -51,6 +70,42 @@ class _Slot(Generic[T]):
         if self._value is not None and self._close is not None:
             self._close(self._value)
         self._value = None
+
+
+def _build_tls_context() -> ssl.SSLContext:
+    import httpx
+
+    # httpx's own default (certifi's bundle, or SSL_CERT_FILE/SSL_CERT_DIR).
+    return httpx.create_ssl_context()
+
+
+_tls_context = _Slot(_build_tls_context)
+_transports: weakref.WeakSet[httpx.HTTPTransport] = weakref.WeakSet()
+
+
+def http_transport() -> httpx.HTTPTransport:
+    """A connection pool on the container's TLS context."""
+    import httpx
+
+    transport = httpx.HTTPTransport(verify=_tls_context.get())
+    _transports.add(transport)
+    return transport
+
+
+def http_client(timeout: float, *, connect: float | None = None, **options: Any) -> httpx.Client:
+    """An HTTP/1.1 client on the container's TLS context; `timeout` bounds each
+    read and write, `connect` (default: the smaller of 2 s and `timeout`) the
+    connection."""
+    import httpx
+
+    limits = httpx.Timeout(timeout, connect=min(timeout, 2.0) if connect is None else connect)
+    return httpx.Client(timeout=limits, transport=http_transport(), **options)
+
+
+def close_connections() -> None:
+    """Closes every pooled HTTP connection; the clients reconnect on next use."""
+    for transport in list(_transports):
+        transport.close()
 
 
 def _load_settings() -> Settings:
@@ -74,21 +129,24 @@ def _build_database() -> Database:
         config.supabase_anon_key.get_secret_value(),
         service_key.get_secret_value() if service_key else None,
         timeout_seconds=config.database_timeout_seconds,
+        transport=http_transport(),
     )
 
 
-def _build_verifier() -> TokenVerifier:
-    import httpx
-
+def _build_jwks() -> JwksCache:
     from shared.auth.jwks import JwksCache
+
+    url = f"{settings().supabase_url}/auth/v1/.well-known/jwks.json"
+    return JwksCache(url, http_client(3.0))
+
+
+def _build_verifier() -> TokenVerifier:
     from shared.auth.verifier import TokenVerifier
 
     config = settings()
-    http = httpx.Client(timeout=httpx.Timeout(3.0, connect=2.0))
-    jwks = JwksCache(f"{config.supabase_url}/auth/v1/.well-known/jwks.json", http)
     secret = config.supabase_jwt_secret
     return TokenVerifier(
-        jwks,
+        jwks(),
         secret.get_secret_value() if secret else None,
         issuer=f"{config.supabase_url}/auth/v1",
     )
@@ -115,15 +173,14 @@ def _build_queue() -> JobQueue:
 
 
 def _build_llm_http() -> httpx.Client:
-    import httpx
-
     # Read timeout per chunk; the worker's deadline bounds the whole reply.
     read = bot_worker_settings().llm_timeout_seconds
-    return httpx.Client(timeout=httpx.Timeout(read, connect=5.0))
+    return http_client(read, connect=5.0)
 
 
 _settings = _Slot(_load_settings)
 _database: _Slot[Database] = _Slot(_build_database, lambda db: db.close())
+_jwks = _Slot(_build_jwks)
 _verifier = _Slot(_build_verifier)
 _bot_trigger_settings = _Slot(_load_bot_trigger_settings)
 _bot_worker_settings = _Slot(_load_bot_worker_settings)
@@ -132,6 +189,7 @@ _llm_http: _Slot[httpx.Client] = _Slot(_build_llm_http, lambda http: http.close(
 _ALL: tuple[_Slot[Any], ...] = (
     _settings,
     _database,
+    _jwks,
     _verifier,
     _bot_trigger_settings,
     _bot_worker_settings,
@@ -144,8 +202,29 @@ def settings() -> Settings:
     return _settings.get()
 
 
+def configured(*more: Callable[[], object]) -> None:
+    """Loads the settings (and `more`) at cold start. A configuration error
+    ends the process with one line naming the variable or parameter and what
+    to do: a traceback through our modules would only hide it."""
+    try:
+        if settings().database_url is not None and find_spec("psycopg") is None:
+            raise ConfigurationError(
+                "DATABASE_URL is set but this artifact has no psycopg: unset it (PostgREST) "
+                "or build with `scripts/package_functions.py --with-direct-db`"
+            )
+        for load_more in more:
+            load_more()
+    except ConfigurationError as exc:
+        raise SystemExit(f"configuration error: {exc}") from None
+
+
 def database() -> Database:
     return _database.get()
+
+
+def jwks() -> JwksCache:
+    """The project's public signing keys (may stay in a SnapStart snapshot)."""
+    return _jwks.get()
 
 
 def verifier() -> TokenVerifier:
@@ -183,3 +262,26 @@ def reset() -> None:
     with _lock:
         for slot in _ALL:
             slot.drop()
+
+
+def _uses_http_transports(db: Database | None) -> bool:
+    """PostgREST's pool is one of ours: close_connections empties it."""
+    postgrest = sys.modules.get("shared.db.postgrest")
+    return postgrest is not None and isinstance(db, postgrest.PostgrestDatabase)
+
+
+def _before_snapshot() -> None:
+    """No socket may be in a snapshot: HTTP pools are emptied (clients stay
+    and reconnect), the direct database adapter is closed and rebuilt on
+    first use (psycopg's pool has connections and a worker thread), and the
+    SQS client's pool is cleared."""
+    close_connections()
+    with _lock:
+        if not _uses_http_transports(_database.peek()):
+            _database.drop()
+        queue_client = getattr(_queue.peek(), "_client", None)  # SqsQueue's boto3 client
+    if queue_client is not None:
+        queue_client.close()  # botocore: clears the pool, the client stays usable
+
+
+snapstart.register(before_snapshot=_before_snapshot)

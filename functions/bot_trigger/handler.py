@@ -5,6 +5,7 @@ worker's (a webhook waits a second or two and pg_net never retries)."""
 from __future__ import annotations
 
 import hmac
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -17,8 +18,8 @@ from shared.bots.trigger import trigger
 from shared.errors import BadRequest, Unauthorized
 from shared.http.app import create_app, lambda_handler
 
-container.settings()  # fail at cold start, naming any bad setting
-container.bot_trigger_settings()
+# Fail at cold start, naming any bad setting; the database client built in init.
+container.configured(container.bot_trigger_settings, container.database)
 
 app = create_app("bot-trigger", methods="POST")
 
@@ -32,6 +33,14 @@ async def webhook_secret(request: Request) -> None:
         raise Unauthorized("wrong or missing webhook secret", code="invalid_webhook_secret")
 
 
+class _Queue:
+    """The SQS client is built (and boto3 imported, ~150 ms) only when there
+    is a job to send: a webhook for a space without bots never pays it."""
+
+    def send(self, bodies: Sequence[str]) -> None:
+        container.queue().send(bodies)
+
+
 @app.post("/webhooks/bot-trigger", status_code=202)
 async def bot_trigger(request: Request, _: Annotated[None, Depends(webhook_secret)]) -> Any:
     """Queues one job per bot in the utterance's space: 202 {"queued": n}."""
@@ -42,10 +51,10 @@ async def bot_trigger(request: Request, _: Annotated[None, Depends(webhook_secre
             sorted({".".join(str(p) for p in e["loc"]) or "body" for e in exc.errors()})
         )
         raise BadRequest(f"invalid webhook payload: {fields}", code="invalid_payload") from None
-    result = trigger(payload, container.database(), container.queue())
+    result = trigger(payload, container.database(), _Queue())
     if result.ignored:
         return JSONResponse({"ignored": result.ignored}, status_code=200)
     return {"queued": result.queued}
 
 
-handler = lambda_handler(app)
+handler = lambda_handler(app, prime_also=[container.queue])

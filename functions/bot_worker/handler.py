@@ -13,15 +13,14 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from shared import container
+from shared import container, snapstart
 from shared.bots.models import BotJob
 from shared.bots.worker import answer
 from shared.llm.client import ChatModel, EchoModel, OpenAICompatible
 from shared.logs import get_logger
 from shared.tracing import traced
 
-container.settings()  # fail at cold start, naming any bad setting
-container.bot_worker_settings()
+container.configured(container.bot_worker_settings)  # fail at cold start, naming it
 
 logger = get_logger("bot-worker")
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
@@ -61,4 +60,31 @@ def _handle(event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
     )
 
 
+PRIMING_EVENT = {
+    "Records": [
+        {
+            "messageId": "snapstart-priming",
+            "receiptHandle": "snapstart-priming",
+            "body": "{}",  # not a job: refused by validation, before any I/O
+            "attributes": {"ApproximateReceiveCount": "1"},
+            "messageAttributes": {},
+            "md5OfBody": "",
+            "eventSource": "aws:sqs",
+            "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:snapstart-priming",
+            "awsRegion": "us-east-1",
+        }
+    ]
+}
+
+
+def prime() -> PartialItemFailureResponse:
+    """SnapStart: the clients built and one synthetic, invalid job run through
+    the batch processor and the job model (it fails before the database)."""
+    container.database()
+    container.llm_http()
+    return _handle(PRIMING_EVENT, None)
+
+
+if snapstart.enabled():
+    prime()
 handler = traced(_handle, "bot-worker")

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.settings import EnvSettings
 
 
-class TokenSettings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore", frozen=True)
-
+class TokenSettings(EnvSettings):
     # Default: sb-<project ref>-auth-token, as @supabase/ssr names it.
     auth_cookie_name: str | None = Field(default=None, validation_alias="AUTH_COOKIE_NAME")
     auth_cookie_domain: str | None = Field(default=None, validation_alias="AUTH_COOKIE_DOMAIN")

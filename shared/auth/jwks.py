@@ -1,8 +1,14 @@
 """The project's signing keys, fetched once per container and refetched, at
-most every `min_refetch_seconds`, when a token names a key we do not know."""
+most every `min_refetch_seconds`, when a token names a key we do not know.
+
+The keys are public, so a SnapStart snapshot may keep them (`prefetch` at
+init); a restored container's monotonic clock can be behind the one that
+fetched them, and a clock gone backwards allows a refetch rather than
+blocking it until the old clock's time comes round again."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from typing import Any
@@ -41,8 +47,19 @@ class JwksCache:
                 self._keys = self._fetch()
             return self._keys.get(kid)
 
+    def prefetch(self) -> None:
+        """Fetches the set once if never fetched; an outage is not an error
+        here (the first token with a kid will try again)."""
+        with self._lock:
+            if self._fetched_at is None:
+                with contextlib.suppress(ServiceUnavailable):
+                    self._keys = self._fetch()
+
     def _may_refetch(self) -> bool:
-        return self._fetched_at is None or self._clock() - self._fetched_at >= self._min_refetch
+        if self._fetched_at is None:
+            return True
+        elapsed: float = self._clock() - self._fetched_at
+        return elapsed >= self._min_refetch or elapsed < 0
 
     def _fetch(self) -> dict[str, PyJWK]:
         self._fetched_at = self._clock()

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.settings import EnvSettings
 
 OPENROUTER = "https://openrouter.ai/api/v1"
 
 
-class BotTriggerSettings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore", frozen=True)
-
+class BotTriggerSettings(EnvSettings):
     webhook_secret: SecretStr = Field(validation_alias="WEBHOOK_SECRET")
     webhook_secret_header: str = Field(
         default="x-webhook-secret", validation_alias="WEBHOOK_SECRET_HEADER"
@@ -30,9 +29,7 @@ class BotTriggerSettings(BaseSettings):
         return value.strip().lower()
 
 
-class BotWorkerSettings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore", frozen=True)
-
+class BotWorkerSettings(EnvSettings):
     openrouter_api_key: SecretStr | None = Field(
         default=None, validation_alias="OPENROUTER_API_KEY"
     )

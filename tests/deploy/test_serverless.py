@@ -4,15 +4,23 @@ HTTP function and the worker against the real database."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
+import uuid
 import zipfile
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import psycopg
 import pytest
+
+from shared.session.cookies import encode
+from tests.support.events import http_event
+from tests.support.loopback import serve
+from tests.support.tokens import SigningKeys
 
 pytestmark = pytest.mark.deploy
 
@@ -136,7 +144,10 @@ def test_the_template_wires_queues_roles_and_secrets(packaged: dict[str, Any]) -
     assert "service-role-key" not in user_facing
     for props in functions.values():
         for name in props["Environment"]["Variables"]:
-            secret_like = any(s in name for s in ("KEY", "SECRET", "DATABASE_URL"))
+            # SECRETS_SOURCE says where secrets come from; it holds none.
+            secret_like = name != "SECRETS_SOURCE" and any(
+                s in name for s in ("KEY", "SECRET", "DATABASE_URL")
+            )
             assert not secret_like or name.endswith("_SSM"), (
                 f"{name} would put a secret in the template"
             )
@@ -243,3 +254,178 @@ def test_each_artifact_imports_on_python_312(packaged: dict[str, Any], tmp_path:
             check=False,
         )
         assert (done.returncode, done.stdout.strip()) == (0, "True"), done.stderr
+
+
+# Shipped although no path imports them, and why. Everything else shipped
+# must be imported by a request, an error or tracing.
+SHIPPED_UNUSED: dict[str, dict[str, str]] = {}
+
+
+class _Edge(BaseHTTPRequestHandler):
+    """Supabase's edge for the probe: the JWKS, and `null` for any RPC."""
+
+    protocol_version = "HTTP/1.1"
+    jwks: ClassVar[dict[str, Any]] = {}
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _reply(self, body: Any) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        self._reply(self.jwks)
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self._reply(None)
+
+
+def _probe_events(name: str, keys: SigningKeys) -> list[dict[str, Any]]:
+    """A request, its errors (bad body, no or a bad token), for each function."""
+    bearer = {"authorization": f"Bearer {keys.token(uuid.uuid4(), mongo_id='amy')}"}
+    if name == "bot_worker":
+        worker = json.loads((ROOT / "events" / "bot-worker.json").read_text())
+        broken = json.loads(json.dumps(worker))
+        broken["Records"][0]["body"] = "not json"
+        return [worker, broken]
+    if name == "token":
+        cookie = "sb-127-auth-token=" + encode(
+            {"access_token": keys.token(uuid.uuid4(), mongo_id="amy"), "refresh_token": "r"},
+            "base64url",
+        )
+        return [
+            http_event("GET", "/auth/token", headers={"cookie": cookie}),
+            http_event("GET", "/auth/token"),
+            http_event("GET", "/auth/token", headers={"cookie": "sb-127-auth-token=garbage"}),
+        ]
+    route, body = {
+        "thread_ensure": ("/chat/threads/ensure", {"other_mongo_id": "bob"}),
+        "chat_message": ("/chat/messages", {"thread_id": "amy__bob", "body": "hi"}),
+        "bot_trigger": (
+            "/webhooks/bot-trigger",
+            json.loads(json.loads((ROOT / "events" / "bot-trigger.json").read_text())["body"]),
+        ),
+    }[name]
+    secret = {"x-webhook-secret": "a-long-enough-webhook-secret"}
+    headers = secret if name == "bot_trigger" else bearer
+    return [
+        http_event("POST", route, body=body, headers=headers),
+        http_event("POST", route, raw_body="{", headers=headers),
+        http_event("POST", route, body=body),
+        http_event(
+            "OPTIONS",
+            route,
+            headers={"origin": "https://app.example.test", "access-control-request-method": "POST"},
+        ),
+    ]
+
+
+def test_each_artifact_ships_only_what_its_function_imports(
+    packaged: dict[str, Any], tmp_path: Path
+) -> None:
+    """Unzipped under Python 3.12 with tracing on and SnapStart priming, each
+    function serves a request and its errors; every top-level package it
+    ships must have been imported, or be explained in SHIPPED_UNUSED."""
+    from scripts.package_functions import RUNTIME_PROVIDED_MODULES, python312
+
+    interpreter = python312()
+    if interpreter is None:
+        pytest.skip("no Python 3.12 on this machine")
+    # What Lambda's runtime provides (boto3 and friends), from our venv.
+    runtime = tmp_path / "runtime"
+    runtime.mkdir()
+    for module in RUNTIME_PROVIDED_MODULES:
+        origin = Path(str(importlib.import_module(module).__file__))
+        source = origin.parent if origin.name == "__init__.py" else origin
+        (runtime / source.name).symlink_to(source)
+    keys = SigningKeys()
+    _Edge.jwks = keys.jwks()
+    unused: dict[str, list[str]] = {}
+    with serve(_Edge) as url:
+        for name in FUNCTIONS.values():
+            target = tmp_path / name
+            zipfile.ZipFile(ROOT / ".local" / "build" / f"{name}.zip").extractall(target)
+            events = tmp_path / f"{name}.json"
+            events.write_text(json.dumps(_probe_events(name, keys)))
+            env = {
+                "PATH": "/usr/bin:/bin",
+                "SUPABASE_URL": url,
+                "SUPABASE_ANON_KEY": keys.anon_key(),
+                "ALLOWED_ORIGINS": "https://app.example.test",
+                "WEBHOOK_SECRET": "a-long-enough-webhook-secret",
+                "BOT_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/1/q",
+                "SECRETS_SOURCE": "env",
+                "TRACING_ENABLED": "true",
+                "POWERTOOLS_TRACE_DISABLED": "true",
+                "AWS_LAMBDA_INITIALIZATION_TYPE": "snap-start",
+                "AWS_DEFAULT_REGION": "eu-west-1",
+                "LOG_LEVEL": "CRITICAL",
+                "PYTHONDONTWRITEBYTECODE": "1",
+                **DUMMY_AWS,
+            }
+            probe = [interpreter, "-I", str(ROOT / "tests" / "deploy" / "artifact_probe.py")]
+            done = subprocess.run(
+                [*probe, str(target), name, str(events)],
+                env={**env, "PROBE_RUNTIME": str(runtime)},
+                cwd=target,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            assert done.returncode == 0, done.stderr
+            report = json.loads(done.stdout.strip().splitlines()[-1])
+            unused[name] = [p for p in report["unused"] if p not in SHIPPED_UNUSED.get(name, {})]
+    assert unused == {name: [] for name in FUNCTIONS.values()}
+
+
+def test_secrets_come_from_the_extension_layer(packaged: dict[str, Any]) -> None:
+    functions = [
+        v["Properties"]
+        for v in packaged["Resources"].values()
+        if v["Type"] == "AWS::Lambda::Function"
+    ]
+    for props in functions:
+        assert props["Environment"]["Variables"]["SECRETS_SOURCE"] == "extension"
+        (layer,) = props["Layers"]
+        assert ":layer:AWS-Parameters-and-Secrets-Lambda-Extension:" in layer
+        assert "SnapStart" not in props  # opt-in only
+
+
+def test_snapstart_opt_in_publishes_versions_and_events_call_the_alias(
+    packaged: dict[str, Any],
+) -> None:
+    sls("package", "--stage", "ci", "--param=snapStart=true", "--package", ".serverless-snapstart")
+    template = json.loads(
+        (ROOT / ".serverless-snapstart" / "cloudformation-template-update-stack.json").read_text()
+    )
+    resources = template["Resources"]
+    functions = {k for k, v in resources.items() if v["Type"] == "AWS::Lambda::Function"}
+    for name in functions:
+        assert resources[name]["Properties"]["SnapStart"] == {"ApplyOn": "PublishedVersions"}
+    aliases = {
+        v["Properties"]["FunctionName"]["Ref"]: v["Properties"]
+        for v in resources.values()
+        if v["Type"] == "AWS::Lambda::Alias"
+    }
+    assert set(aliases) == functions
+    for alias in aliases.values():
+        version = alias["FunctionVersion"]["Fn::GetAtt"][0]
+        assert resources[version]["Type"] == "AWS::Lambda::Version"
+    targets = [
+        v["Properties"]["IntegrationUri"]
+        for v in resources.values()
+        if v["Type"] == "AWS::ApiGatewayV2::Integration"
+    ] + [
+        v["Properties"]["FunctionName"]
+        for v in resources.values()
+        if v["Type"] == "AWS::Lambda::EventSourceMapping"
+    ]
+    assert len(targets) == 5
+    for target in targets:
+        assert target["Fn::Join"][1][1] == "snapstart", target

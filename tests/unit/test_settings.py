@@ -75,3 +75,28 @@ def test_secrets_do_not_show_in_repr(env: pytest.MonkeyPatch) -> None:
         env.setenv(k, v)
     env.setenv("SUPABASE_SERVICE_ROLE_KEY", "very-secret-service-key")
     assert "very-secret-service-key" not in repr(load_settings())
+
+
+def test_a_direct_database_url_without_psycopg_stops_the_cold_start(
+    env: pytest.MonkeyPatch,
+) -> None:
+    from shared import container
+
+    for k, v in {**BASE, "DATABASE_URL": "postgresql://u@db/postgres"}.items():
+        env.setenv(k, v)
+    env.setattr(container, "find_spec", lambda _name: None)
+    container.reset()
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            container.configured()
+        assert "DATABASE_URL is set but this artifact has no psycopg" in str(stopped.value)
+        assert "--with-direct-db" in str(stopped.value)
+    finally:
+        container.reset()
+
+
+def test_a_missing_setting_says_it_is_not_set(env: pytest.MonkeyPatch) -> None:
+    env.setenv("SUPABASE_URL", "https://x.supabase.co")
+    with pytest.raises(ConfigurationError) as failed:
+        load_settings()
+    assert "SUPABASE_ANON_KEY or SUPABASE_PUBLISHABLE_KEY is not set" in str(failed.value)

@@ -1,0 +1,83 @@
+"""Lambda SnapStart: priming at init, and the snapshot's runtime hooks.
+
+With SnapStart (`--param="snapStart=true"`), Lambda runs the init phase once
+when a version is published, snapshots the process and restores that
+snapshot for every new container; it sets AWS_LAMBDA_INITIALIZATION_TYPE to
+`snap-start` during that init. The handlers then prime themselves (import
+and build everything a request needs, serve one synthetic request that
+stops before any I/O), so the first request after a restore costs what a
+warm one does.
+
+A snapshot is a copy of memory. So, before it is taken, every pooled
+connection is closed (a socket restored into many containers would be
+shared by all of them, or dead); after a restore, anything random is
+re-seeded and time-derived state re-read. Nothing a user sent is ever in
+it: the synthetic request carries no token, cookie or body of a user.
+
+Hooks are registered with Lambda's `snapshot_restore_py` (shipped in the
+managed Python runtime, not in our artifacts) and kept here too, so tests
+and benchmarks run exactly the registered hooks without AWS.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Callable
+
+Hook = Callable[[], None]
+
+_before_snapshot: list[Hook] = []
+_after_restore: list[Hook] = []
+
+
+def enabled() -> bool:
+    """True while Lambda initialises a SnapStart version."""
+    return os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == "snap-start"
+
+
+def register(*, before_snapshot: Hook | None = None, after_restore: Hook | None = None) -> None:
+    try:
+        import snapshot_restore_py as runtime  # type: ignore[import-not-found]
+    except ImportError:  # not on Lambda: tests run the hooks themselves
+        runtime = None
+    if before_snapshot is not None:
+        _before_snapshot.append(before_snapshot)
+        if runtime is not None:
+            runtime.register_before_snapshot(before_snapshot)
+    if after_restore is not None:
+        _after_restore.append(after_restore)
+        if runtime is not None:
+            runtime.register_after_restore(after_restore)
+
+
+def run_before_snapshot() -> None:
+    """What Lambda does before the snapshot (reverse order of registration)."""
+    for hook in reversed(_before_snapshot):
+        hook()
+
+
+def run_after_restore() -> None:
+    """What Lambda does after a restore (order of registration)."""
+    for hook in _after_restore:
+        hook()
+
+
+def exercise_crypto() -> None:
+    """Signs and verifies a token with a throwaway key: PyJWT, cryptography
+    and OpenSSL's ECDSA code loaded and initialised before the snapshot."""
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    token = jwt.encode({"sub": "snapstart-priming"}, key, algorithm="ES256")
+    jwt.decode(token, key.public_key(), algorithms=["ES256"])
+
+
+def _reseed() -> None:
+    # `random` would otherwise replay the same sequence in every container
+    # restored from one snapshot (uuid4 and `secrets` read os.urandom).
+    random.seed()
+
+
+register(after_restore=_reseed)

@@ -1,0 +1,52 @@
+"""Run inside an unpacked artifact (Python 3.12, `-I`): imports the handler,
+serves the given events, and prints the artifact's top-level packages that
+no module came from. Not a test module: tests/deploy runs it by path.
+
+    python3.12 -I artifact_probe.py <artifact dir> <function> <events.json>
+"""
+
+import json
+import os
+import sys
+from pathlib import Path
+
+artifact, function, events_file = Path(sys.argv[1]).resolve(), sys.argv[2], sys.argv[3]
+sys.path.insert(0, str(artifact))
+# What Lambda's runtime provides (boto3 and friends), after the artifact.
+sys.path.append(os.environ["PROBE_RUNTIME"])
+
+
+class Context:
+    function_name = function
+    memory_limit_in_mb = 512
+    invoked_function_arn = f"arn:aws:lambda:eu-west-1:123456789012:function:{function}"
+    aws_request_id = "probe"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+
+module = __import__(f"functions.{function}.handler", fromlist=["handler"])
+statuses = []
+for event in json.loads(Path(events_file).read_text()):
+    response = module.handler(event, Context())
+    statuses.append(response.get("statusCode", "batch"))
+
+
+def top_level(path: Path) -> str | None:
+    if path.name.endswith((".dist-info", ".libs")) or path.name in ("__pycache__", "bin"):
+        return None
+    if path.is_dir():
+        return path.name
+    if path.suffix in (".py", ".so"):
+        return path.name.split(".")[0]
+    return None
+
+
+shipped = {name for p in artifact.iterdir() if (name := top_level(p))}
+used = set()
+for loaded in list(sys.modules.values()):
+    origin = getattr(loaded, "__file__", None) or ""
+    if origin.startswith(str(artifact) + "/"):
+        used.add(Path(origin).relative_to(artifact).parts[0].split(".")[0])
+print(json.dumps({"statuses": statuses, "unused": sorted(shipped - used)}))  # noqa: T201
