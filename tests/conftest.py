@@ -50,7 +50,9 @@ def database(pg_cluster: PgCluster) -> Iterator[str]:
     with psycopg.connect(pg_cluster.dsn(), autocommit=True) as conn:
         conn.execute(f"create database {name} template {TEMPLATE}")
     yield name
-    with psycopg.connect(pg_cluster.dsn(), autocommit=True) as conn:
+    # As the superuser: only it may end the sessions other roles (authenticator,
+    # the PostgREST stand-in's pool) still hold on the database.
+    with psycopg.connect(pg_cluster.dsn(user=BOOTSTRAP_SUPERUSER), autocommit=True) as conn:
         conn.execute(f"drop database {name} with (force)")
 
 

@@ -121,6 +121,7 @@ def edge() -> Iterator[tuple[Edge, str, SigningKeys]]:
     keys = SigningKeys()
     stand_in = Edge(keys)
     with serve(stand_in.handler) as url:
+        keys.serve_at(url)
         yield stand_in, url, keys
 
 
