@@ -52,6 +52,11 @@ if ! command -v uv >/dev/null 2>&1; then
     || python3 -m pip install --quiet --user --break-system-packages uv
 fi
 
+# openssl: the artifacts' hashed CA directory (scripts/package_functions.py).
+if ! command -v openssl >/dev/null 2>&1; then
+  apt_install openssl
+fi
+
 # Node: the Serverless Framework (osls) and @supabase/ssr for cookie tests.
 if ! command -v npm >/dev/null 2>&1; then
   apt_install nodejs npm

@@ -7,8 +7,8 @@ Each is built on first use and cached for the life of the container;
 local dev server, benchmarks). Imports of what is not used are never paid for.
 
 Every HTTP client (JWKS, PostgREST, GoTrue, the model provider) comes from
-`http_client`: one TLS context per container (building one from certifi's
-bundle costs tens of milliseconds, once per client otherwise), and a
+`http_client`: one TLS context per container (shared.tls: building one
+costs tens of milliseconds, once per client otherwise), and a
 transport whose connections `close_connections` can drop (SnapStart's
 before-snapshot hook) while the client stays usable.
 """
@@ -73,10 +73,9 @@ class _Slot(Generic[T]):
 
 
 def _build_tls_context() -> ssl.SSLContext:
-    import httpx
+    from shared.tls import client_context
 
-    # httpx's own default (certifi's bundle, or SSL_CERT_FILE/SSL_CERT_DIR).
-    return httpx.create_ssl_context()
+    return client_context()
 
 
 _tls_context = _Slot(_build_tls_context)

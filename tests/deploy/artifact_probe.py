@@ -37,7 +37,8 @@ def top_level(path: Path) -> str | None:
     if path.name.endswith((".dist-info", ".libs")) or path.name in ("__pycache__", "bin"):
         return None
     if path.is_dir():
-        return path.name
+        # Data such as ca-certificates/ is not a package (its name cannot be imported).
+        return path.name if path.name.isidentifier() else None
     if path.suffix in (".py", ".so"):
         return path.name.split(".")[0]
     return None
@@ -49,4 +50,8 @@ for loaded in list(sys.modules.values()):
     origin = getattr(loaded, "__file__", None) or ""
     if origin.startswith(str(artifact) + "/"):
         used.add(Path(origin).relative_to(artifact).parts[0].split(".")[0])
-print(json.dumps({"statuses": statuses, "unused": sorted(shipped - used)}))  # noqa: T201
+tls = sys.modules["shared.container"]._tls_context.peek()
+# CAs parsed up front: none when the shipped hashed directory is read lazily.
+cas_loaded = tls.cert_store_stats()["x509_ca"] if tls is not None else None
+report = {"statuses": statuses, "unused": sorted(shipped - used), "cas_loaded": cas_loaded}
+print(json.dumps(report))  # noqa: T201
