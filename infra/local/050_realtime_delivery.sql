@@ -1,14 +1,19 @@
 -- Stand-in for how the Realtime server learns about new rows. Hosted
 -- Realtime reads the WAL (logical replication); the local Realtime endpoint
--- (infra/dev/realtime) listens instead. Triggers here notify only ids and
--- keys, never row contents: the endpoint then reads each row as each
--- subscriber, under RLS, so nobody receives what RLS hides from them.
+-- (infra/dev/realtime) listens instead.
 --
 --   channel 'local_realtime_broadcast': {"id": ..., "topic": ...} for every
 --     row inserted into realtime.messages (realtime.send, broadcast_changes);
---   channel 'local_realtime_changes': {"schema", "table", "type", "keys"} for
---     every insert, update or delete on a table in the publication
---     supabase_realtime (what postgres_changes subscribers listen to).
+--     the endpoint reads the row once and hands it to the topic's authorized
+--     subscribers, as Realtime does.
+--   channel 'local_realtime_changes': {"id": <staged id>} for every insert,
+--     update or delete on a table in the publication supabase_realtime (what
+--     postgres_changes subscribers listen to). The change itself (the row as
+--     this statement left it, as the WAL records it) waits in
+--     local_realtime.staged_changes: a notification holds at most 8000 bytes,
+--     a row can hold far more. The endpoint takes (deletes) each staged change,
+--     checks per subscriber, under RLS, that the row is visible to them, and
+--     sends the staged record.
 create schema if not exists local_realtime;
 revoke all on schema local_realtime from public;
 
@@ -32,6 +37,16 @@ create trigger local_realtime_broadcast
   after insert on realtime.messages
   for each row execute function local_realtime.notify_broadcast();
 
+-- Unlogged: a stand-in's queue, worth nothing after a crash (hosted
+-- Realtime does not replay either). Rows a running endpoint never took
+-- (none was listening) are cleaned up by the trigger below.
+create unlogged table if not exists local_realtime.staged_changes (
+  id bigserial primary key,
+  staged_at timestamptz not null default now(),
+  change jsonb not null
+);
+revoke all on local_realtime.staged_changes from public;
+
 -- The trigger's arguments are the table's primary key columns.
 create or replace function local_realtime.notify_change() returns trigger
 language plpgsql security definer
@@ -41,20 +56,35 @@ declare
   source jsonb := to_jsonb(case when tg_op = 'DELETE' then old else new end);
   keys jsonb := '{}'::jsonb;
   column_name text;
+  staged bigint;
 begin
   foreach column_name in array tg_argv loop
     keys := keys || jsonb_build_object(column_name, source -> column_name);
   end loop;
-  perform pg_notify(
-    'local_realtime_changes',
-    jsonb_build_object(
-      'schema', tg_table_schema, 'table', tg_table_name, 'type', tg_op, 'keys', keys,
-      'commit_timestamp', now()
-    )::text
-  );
+  insert into local_realtime.staged_changes (change)
+  values (jsonb_build_object(
+    'schema', tg_table_schema, 'table', tg_table_name, 'type', tg_op, 'keys', keys,
+    'record', case when tg_op = 'DELETE' then null else source end,
+    'commit_timestamp', now()
+  ))
+  returning id into staged;
+  -- Now and then, drop what no endpoint took (none was running).
+  if staged % 500 = 0 then
+    delete from local_realtime.staged_changes where staged_at < now() - interval '10 minutes';
+  end if;
+  perform pg_notify('local_realtime_changes', json_build_object('id', staged)::text);
   return null;
 end;
 $$;
+
+-- What the endpoint calls per notification: the staged change, taken once.
+create or replace function local_realtime.take_change(staged bigint) returns jsonb
+language sql security definer
+set search_path = ''
+as $$
+  delete from local_realtime.staged_changes where id = staged returning change
+$$;
+revoke all on function local_realtime.take_change(bigint) from public;
 
 -- Puts the change trigger on every table of supabase_realtime that has a
 -- primary key, and takes it off tables that left the publication.

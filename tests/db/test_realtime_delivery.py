@@ -1,5 +1,6 @@
 """The delivery stand-in notifies ids, never row contents, for Realtime's
-broadcasts and for every table in the publication supabase_realtime."""
+broadcasts and for every table in the publication supabase_realtime (whose
+changes it stages, as the WAL would record them)."""
 
 from __future__ import annotations
 
@@ -38,8 +39,8 @@ def test_a_rolled_back_probe_notifies_nothing(admin: psycopg.Connection[Any]) ->
     assert _notifications(admin, 1) == []
 
 
-def test_changes_notify_keys_for_tables_that_join_the_publication_later(
-    admin: psycopg.Connection[Any],
+def test_changes_stage_each_version_for_tables_that_join_the_publication_later(
+    admin: psycopg.Connection[Any], superuser: psycopg.Connection[Any]
 ) -> None:
     # Given a table created after the stand-ins, then added to the publication
     admin.execute("create table public.notes (a int, b text, body text, primary key (a, b))")
@@ -47,22 +48,31 @@ def test_changes_notify_keys_for_tables_that_join_the_publication_later(
     admin.execute("alter publication supabase_realtime add table public.notes")
     admin.execute("listen local_realtime_changes")
 
-    # When rows change
-    admin.execute("insert into public.notes values (2, 'y', 'secret')")
-    admin.execute("update public.notes set body = 'edited' where a = 1")
+    # When rows change, twice within one transaction
+    with admin.transaction():
+        admin.execute("insert into public.notes values (2, 'y', 'secret')")
+        admin.execute("update public.notes set body = 'edited' where a = 2")
     admin.execute("delete from public.notes where a = 2")
 
-    # Then each change names its table, kind and primary key, nothing more
-    got = [
-        (c, {k: v for k, v in p.items() if k != "commit_timestamp"})
-        for c, p in _notifications(admin, 3)
+    # Then each change notifies a staged id only (a notification holds 8000 bytes)
+    notified = _notifications(admin, 3)
+    assert [(c, list(p)) for c, p in notified] == [("local_realtime_changes", ["id"])] * 3
+
+    # And the staged change holds the row as that change wrote it
+    def taken(staged: int) -> dict[str, Any]:
+        [(change,)] = superuser.execute("select local_realtime.take_change(%s)", (staged,))
+        return {k: v for k, v in change.items() if k != "commit_timestamp"}
+
+    base = {"schema": "public", "table": "notes", "keys": {"a": 2, "b": "y"}}
+    assert [taken(p["id"]) for _, p in notified] == [
+        {**base, "type": "INSERT", "record": {"a": 2, "b": "y", "body": "secret"}},
+        {**base, "type": "UPDATE", "record": {"a": 2, "b": "y", "body": "edited"}},
+        {**base, "type": "DELETE", "record": None},
     ]
-    base = {"schema": "public", "table": "notes"}
-    assert got == [
-        ("local_realtime_changes", {**base, "type": "INSERT", "keys": {"a": 2, "b": "y"}}),
-        ("local_realtime_changes", {**base, "type": "UPDATE", "keys": {"a": 1, "b": "x"}}),
-        ("local_realtime_changes", {**base, "type": "DELETE", "keys": {"a": 2, "b": "y"}}),
-    ]
+    # taken once: nothing stays staged
+    assert superuser.execute("select count(*) from local_realtime.staged_changes").fetchone() == (
+        0,
+    )
 
     # And a table that leaves the publication stops notifying
     admin.execute("alter publication supabase_realtime drop table public.notes")

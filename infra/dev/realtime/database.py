@@ -109,11 +109,10 @@ class RealtimeDatabase:
                 return False
             return True
 
-    async def broadcast_row(
-        self, caller: Caller | None, message_id: str, topic: str
-    ) -> dict[str, Any] | None:
-        """The realtime.messages row, if `caller` may read it."""
-        async with self._as(caller, topic) as conn:
+    async def broadcast_row(self, message_id: str, topic: str) -> dict[str, Any] | None:
+        """The realtime.messages row, read as the server (no RLS per message:
+        subscribers were authorized when they joined)."""
+        async with self._as(None, topic) as conn:
             cursor = conn.cursor(row_factory=dict_row)
             await cursor.execute(
                 "select id::text, event, payload, coalesce(private, false) as private"
@@ -122,24 +121,31 @@ class RealtimeDatabase:
             )
             return await cursor.fetchone()
 
-    async def changed_row(
+    async def take_change(self, staged: int) -> dict[str, Any] | None:
+        """The change the stand-in's trigger staged under this id, deleted as
+        it is read (None: already taken, or rolled back)."""
+        async with self._pool.connection() as conn, conn.transaction():
+            cursor = await conn.execute("select local_realtime.take_change(%s)", (staged,))
+            row = await cursor.fetchone()
+            return row[0] if row else None
+
+    async def row_visible(
         self, caller: Caller, schema: str, table: str, keys: dict[str, Any]
-    ) -> dict[str, Any] | None:
-        """The current row with these primary key values, if `caller` may see it."""
+    ) -> bool:
+        """Whether `caller` may see the row with these primary key values."""
         match = sql.SQL(" and ").join(
             sql.SQL("t.{0} = k.{0}").format(sql.Identifier(name)) for name in keys
         )
         query = sql.SQL(
-            "select to_jsonb(t) from {table} t,"
+            "select 1 from {table} t,"
             " jsonb_populate_record(null::{table}, %s::jsonb) k where {match}"
         ).format(table=sql.Identifier(schema, table), match=match)
         async with self._as(caller, "") as conn:
             try:
                 cursor = await conn.execute(query, (json.dumps(keys),))
             except psycopg.errors.InsufficientPrivilege:
-                return None
-            row = await cursor.fetchone()
-            return row[0] if row else None
+                return False
+            return await cursor.fetchone() is not None
 
     async def columns(self, schema: str, table: str) -> list[Column]:
         key = (schema, table)

@@ -4,7 +4,9 @@ One asyncio loop in a background thread serves the WebSocket connections
 (the `websockets` library) and LISTENs for the ids that the stand-in
 triggers (infra/local/050_realtime_delivery.sql) notify. Each joined
 channel has its own queue and task, so a subscriber sees its rows in commit
-order, each row read as that subscriber.
+order. As on hosted Realtime, a private channel is authorized at join and on
+each new token, then receives every broadcast on its topic; postgres_changes
+are checked per row and per subscriber under RLS.
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ class Channel:
     self_broadcast: bool
     ack_broadcast: bool
     bindings: list[Binding]
+    extensions: list[str]  # what the read check covers: at join and on each new token
     may_write: bool | None = None
     expiry: asyncio.TimerHandle | None = None
     inbox: asyncio.Queue[tuple[str, dict[str, Any]]] = field(default_factory=asyncio.Queue)
@@ -269,17 +272,15 @@ class RealtimeServer:
             bindings = [Binding.parse(p) for p in config.get("postgres_changes") or []]
         except InvalidBinding as exc:
             raise JoinRefused(f"RealtimeDisabledForConfiguration: {exc}") from None
+        extensions = ["broadcast", "presence"] if presence.get("enabled") else ["broadcast"]
         channel = Channel(
             connection, frame.topic, frame.join_ref, bool(config.get("private")), caller, token,
-            bool(broadcast.get("self")), bool(broadcast.get("ack")), bindings,
+            bool(broadcast.get("self")), bool(broadcast.get("ack")), bindings, extensions,
         )  # fmt: skip
-        if channel.private:
-            extensions = ["broadcast", "presence"] if presence.get("enabled") else ["broadcast"]
-            if not await self.db.can_read(caller, name, extensions):
-                raise JoinRefused(
-                    "Unauthorized: You do not have permissions to read from this Channel topic:"
-                    f" {name}"
-                )
+        if channel.private and not await self.db.can_read(caller, name, channel.extensions):
+            raise JoinRefused(
+                f"Unauthorized: You do not have permissions to read from this Channel topic: {name}"
+            )
         self._schedule_expiry(channel, expires_at)
         return channel
 
@@ -338,7 +339,8 @@ class RealtimeServer:
             channel.worker.cancel()
 
     async def _new_token(self, channel: Channel, token: Any) -> None:
-        """setAuth: the new token is checked as at join; refused, the channel closes."""
+        """setAuth: the new token is checked as at join (the same extensions);
+        refused, the channel closes. Until then, access granted at join holds."""
         if not isinstance(token, str) or not token or token == channel.token:
             return
         try:
@@ -346,7 +348,7 @@ class RealtimeServer:
         except JoinRefused as refused:
             await self._shutdown(channel, str(refused).partition(": ")[2] or str(refused))
             return
-        if channel.private and not await self.db.can_read(caller, channel.name, ["broadcast"]):
+        if channel.private and not await self.db.can_read(caller, channel.name, channel.extensions):
             await self._shutdown(
                 channel,
                 f"You no longer have permission to read from this Channel topic: {channel.name}",
@@ -386,7 +388,7 @@ class RealtimeServer:
         while True:
             try:
                 async for notification in listener.notifies():
-                    self._route(notification.channel, notification.payload)
+                    await self._route(notification.channel, notification.payload)
             except psycopg.OperationalError:
                 logger.warning("lost the LISTEN connection; reconnecting")
             finally:
@@ -399,7 +401,7 @@ class RealtimeServer:
                 except psycopg.OperationalError:
                     continue
 
-    def _route(self, channel_name: str, payload: str) -> None:
+    async def _route(self, channel_name: str, payload: str) -> None:
         try:
             event = json.loads(payload)
         except ValueError:
@@ -408,6 +410,16 @@ class RealtimeServer:
             for channel in list(self._subscribers.get(str(event.get("topic")), ())):
                 channel.inbox.put_nowait(("broadcast", event))
             return
+        try:
+            # Taken (deleted) here, once, whoever subscribes: each change
+            # then fans out from memory, in notification (commit) order.
+            taken = await self.db.take_change(int(event["id"]))
+        except (psycopg.Error, KeyError, TypeError, ValueError):
+            logger.exception("could not take staged change %s", payload)
+            return
+        if taken is None:
+            return
+        event = taken
         for subscribers in list(self._subscribers.values()):
             for channel in list(subscribers):
                 if any(b.covers(event) for b in channel.bindings):
@@ -425,11 +437,10 @@ class RealtimeServer:
                 logger.exception("delivery to %s failed", channel.name)
 
     async def _deliver_broadcast(self, channel: Channel, event: dict[str, Any]) -> None:
-        # Private channels read the row under RLS as the subscriber; public
-        # channels only receive rows sent with private = false.
-        row = await self.db.broadcast_row(
-            channel.caller if channel.private else None, str(event["id"]), channel.name
-        )
+        # As hosted Realtime: no RLS per message. A private channel passed the
+        # read check at join (and at its latest token); it receives every
+        # private row on its topic. Public channels receive private = false rows.
+        row = await self.db.broadcast_row(str(event["id"]), channel.name)
         if row is None or row["private"] != channel.private:
             return
         await channel.push(
@@ -439,13 +450,13 @@ class RealtimeServer:
         )  # fmt: skip
 
     async def _deliver_change(self, channel: Channel, change: dict[str, Any]) -> None:
-        record = None
-        if change["type"] != "DELETE":
-            record = await self.db.changed_row(
-                channel.caller, change["schema"], change["table"], change["keys"]
-            )
-            if record is None:  # hidden from this subscriber by RLS (or gone)
-                return
+        # The record is the version this change wrote (as the WAL has it);
+        # RLS decides per subscriber whether the row is theirs to see.
+        record: dict[str, Any] | None = change.get("record")
+        if change["type"] != "DELETE" and not await self.db.row_visible(
+            channel.caller, change["schema"], change["table"], change["keys"]
+        ):
+            return  # hidden from this subscriber by RLS (or gone)
         ids = [b.id for b in channel.bindings if b.matches(change, record or change["keys"])]
         if not ids:
             return

@@ -6,6 +6,7 @@ token, then insert as `authenticated` with the token's claims, under RLS."""
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from typing import Any
 
@@ -15,6 +16,7 @@ from shared import container
 from shared.errors import AppError
 
 SPACE = "#lounge"
+logger = logging.getLogger("dev.web")
 
 
 def say(database_url: str, token: str, text: str) -> dict[str, Any]:
@@ -36,8 +38,17 @@ def say(database_url: str, token: str, text: str) -> dict[str, Any]:
 
 
 def error_status(exc: Exception) -> tuple[int, dict[str, Any]]:
+    """As PostgREST answers: the caller's mistakes are 4xx, anything else a
+    logged 500; always a JSON body, never an exception."""
     if isinstance(exc, AppError):
-        return 401, {"error": {"code": exc.code, "message": exc.message}}
+        return exc.status, {"error": {"code": exc.code, "message": exc.message}}
     if isinstance(exc, psycopg.errors.InsufficientPrivilege):
         return 403, {"error": {"code": "forbidden", "message": "RLS refused the insert"}}
-    raise exc
+    sqlstate = exc.sqlstate if isinstance(exc, psycopg.Error) else None
+    # Classes 22 (data exception) and 23 (integrity constraint violation):
+    # the input cannot be stored, as PostgREST reports them with 400/409.
+    if sqlstate and sqlstate[:2] in ("22", "23"):
+        message = exc.diag.message_primary if isinstance(exc, psycopg.Error) else None
+        return 400, {"error": {"code": "bad_request", "message": message or "invalid input"}}
+    logger.error("the lounge insert failed", exc_info=exc)
+    return 500, {"error": {"code": "internal_error", "message": "the message was not saved"}}

@@ -18,8 +18,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from pydantic import TypeAdapter, ValidationError
+
 from infra.dev.web.lounge import error_status
 from shared.session.cookies import session_cookies
+from shared.validation import PgText
 
 ROOT = Path(__file__).resolve().parents[3]
 STATIC = Path(__file__).resolve().parent / "static"
@@ -30,6 +33,9 @@ PACKAGES = (
     "@supabase/postgrest-js", "@supabase/storage-js", "@supabase/functions-js",
     "@supabase/phoenix", "tslib", "iceberg-js",
 )  # fmt: skip
+MAX_BODY_BYTES = 64 * 1024
+MAX_EXPIRES_IN = 366 * 24 * 3600  # a session's lifetime in seconds, either way
+_TEXT = TypeAdapter(PgText)
 SignIn = Callable[[str, int], dict[str, Any]]
 Say = Callable[[str, str], dict[str, Any]]
 
@@ -95,14 +101,25 @@ def page_handler(
                 mimetypes.guess_type(file.name)[0] or "application/octet-stream")  # fmt: skip
             self._send(200, file.read_bytes(), f"{kind}; charset=utf-8")
 
+        def _bad_request(self, message: str) -> None:
+            self._json(400, {"error": {"code": "bad_request", "message": message}})
+
         def _field(self, name: str) -> str | None:
-            """A string field of the JSON body; None (after a 400) if it is missing."""
+            """A string field of the JSON body; None (after a 400) if it is
+            missing or PostgreSQL text could not store it."""
+            length = self.headers.get("Content-Length") or "0"
+            if not length.isdigit() or len(length) > 9 or int(length) > MAX_BODY_BYTES:
+                self.close_connection = True  # the body is left unread
+                self._bad_request(f"send a JSON body of at most {MAX_BODY_BYTES} bytes")
+                return None
             try:
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
-                return str(body[name])
-            except (ValueError, KeyError, TypeError):
-                message = f'send a JSON object with "{name}"'
-                self._json(400, {"error": {"code": "bad_request", "message": message}})
+                body = json.loads(self.rfile.read(int(length)))
+                return _TEXT.validate_python(str(body[name]))
+            except ValidationError as exc:
+                self._bad_request(f"{name}: {exc.errors()[0]['msg']}")
+                return None
+            except (ValueError, KeyError, TypeError, RecursionError):
+                self._bad_request(f'send a JSON object with "{name}"')
                 return None
 
         def _say(self) -> None:
@@ -111,9 +128,11 @@ def page_handler(
             if text is None:
                 return
             try:
-                self._json(201, say(token, text[:4000]))
-            except Exception as exc:  # typed errors become 4xx; anything else is a bug
+                said = say(token, text[:4000])
+            except Exception as exc:  # error_status answers every error, never raises
                 self._json(*error_status(exc))
+                return
+            self._json(201, said)
 
         def _sign_in(self) -> None:
             user = self._field("user")
@@ -125,10 +144,12 @@ def page_handler(
                 return
             # ?expires_in= lets the tests sign in with an expiring (or expired) session.
             expires_in = (parse_qs(urlsplit(self.path).query).get("expires_in") or ["3600"])[0]
-            if not expires_in.lstrip("-").isdigit():
-                self._json(
-                    400, {"error": {"code": "bad_request", "message": "expires_in: seconds"}}
-                )
+            digits = expires_in.removeprefix("-")
+            # Checked before int(): a long digit string would raise there.
+            if not (digits.isascii() and digits.isdigit() and len(digits) <= 9) or (
+                int(digits) > MAX_EXPIRES_IN
+            ):
+                self._bad_request(f"expires_in: whole seconds, at most {MAX_EXPIRES_IN} either way")
                 return
             session = sign_in(user, int(expires_in))
             cookies = session_cookies(

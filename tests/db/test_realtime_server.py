@@ -1,0 +1,202 @@
+"""The local Realtime endpoint delivers as hosted Supabase Realtime does:
+private broadcasts to everyone authorized at join (no RLS per message, until
+the next token), postgres_changes as each change wrote the row."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import jwt
+import psycopg
+import pytest
+from websockets.sync.client import ClientConnection, connect
+
+from infra.dev.realtime.protocol import Frame, decode, encode
+from infra.dev.realtime.server import ApiKeys, RealtimeServer
+from infra.local.cluster import BOOTSTRAP_SUPERUSER, PgCluster
+from shared.auth.jwks import JwksCache
+from shared.auth.verifier import TokenVerifier
+
+pytestmark = pytest.mark.db
+
+SECRET = "realtime-server-test-secret-0123456789abcdef"
+ISSUER = "http://127.0.0.1:9/auth/v1"
+ADA = "00000000-0000-4000-8000-00000000a0a0"
+ANON_KEY = "test-anon-key"
+
+
+def _token(sub: str = ADA, lifetime: int = 3600) -> str:
+    now = int(time.time())
+    claims = {"iss": ISSUER, "sub": sub, "aud": "authenticated", "role": "authenticated",
+              "iat": now, "exp": now + lifetime}  # fmt: skip
+    return jwt.encode(claims, SECRET, algorithm="HS256")
+
+
+@pytest.fixture
+def realtime(pg_cluster: PgCluster, database: str) -> Iterator[str]:
+    """The endpoint on a free port, connected as the platform's superuser (as in make dev)."""
+    http = httpx.Client()
+    verifier = TokenVerifier(JwksCache(f"{ISSUER}/.well-known/jwks.json", http), SECRET,
+                             issuer=ISSUER)  # fmt: skip
+    server = RealtimeServer(
+        pg_cluster.dsn(database, user=BOOTSTRAP_SUPERUSER), ApiKeys(ANON_KEY, ""), lambda: verifier
+    )
+    port = server.start()
+    try:
+        yield f"ws://127.0.0.1:{port}/realtime/v1/websocket?apikey={ANON_KEY}&vsn=2.0.0"
+    finally:
+        server.stop()
+        http.close()
+
+
+class Client:
+    """A realtime-js stand-in that speaks vsn 2.0.0 frames by hand."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws, self.refs = ws, 0
+
+    def push(self, topic: str, event: str, payload: dict[str, Any]) -> None:
+        self.refs += 1
+        self.ws.send(encode(Frame("1", str(self.refs), f"realtime:{topic}", event, payload),
+                            "2.0.0"))  # fmt: skip
+
+    def join(self, topic: str, config: dict[str, Any], token: str) -> Frame:
+        self.push(topic, "phx_join", {"config": config, "access_token": token})
+        return self.next("phx_reply")
+
+    def next(self, event: str, timeout: float = 3) -> Frame:
+        deadline = time.monotonic() + timeout
+        while True:
+            frame = decode(self.ws.recv(timeout=max(0.0, deadline - time.monotonic())), "2.0.0")
+            if frame.event == event:
+                return frame
+
+    def frames(self, event: str, count: int) -> list[Frame]:
+        return [self.next(event) for _ in range(count)]
+
+    def nothing(self, event: str, wait: float = 0.7) -> bool:
+        try:
+            self.next(event, wait)
+        except TimeoutError:
+            return True
+        return False
+
+
+@pytest.fixture
+def client(realtime: str) -> Iterator[Client]:
+    ws = connect(realtime)
+    with ws:
+        yield Client(ws)
+
+
+def test_a_private_channel_authorized_at_join_receives_every_broadcast_until_its_next_token(
+    admin: psycopg.Connection[Any], client: Client
+) -> None:
+    # Given a policy a per-message RLS check would use to hide `hidden` rows
+    admin.execute(
+        "create policy lobby_readers on realtime.messages for select to authenticated using"
+        " (realtime.topic() = 'room:lobby' and extension = 'broadcast'"
+        " and event is distinct from 'hidden')"
+    )
+    private = {"private": True, "broadcast": {"self": False, "ack": False}}
+    assert client.join("room:lobby", private, _token()).payload["status"] == "ok"
+
+    # When the database broadcasts an event the policy's event filter excludes
+    admin.execute("select realtime.send('{\"n\": 1}', 'hidden', 'room:lobby', true)")
+
+    # Then Ada receives it: hosted Realtime authorizes the channel, not each message
+    got = client.next("broadcast").payload
+    assert (got["event"], got["payload"]["n"]) == ("hidden", 1)
+
+    # When Ada loses access, the channel keeps receiving until her next token
+    admin.execute("drop policy lobby_readers on realtime.messages")
+    admin.execute("select realtime.send('{\"n\": 2}', 'after', 'room:lobby', true)")
+    assert client.next("broadcast").payload["payload"]["n"] == 2
+
+    # And the next token re-runs the read check: refused, the channel closes
+    client.push("room:lobby", "access_token", {"access_token": _token(lifetime=7200)})
+    assert "no longer have permission" in client.next("system").payload["message"]
+    client.next("phx_close")
+    admin.execute("select realtime.send('{\"n\": 3}', 'late', 'room:lobby', true)")
+    assert client.nothing("broadcast")
+
+
+def test_a_new_token_is_checked_for_the_extensions_the_join_was(
+    admin: psycopg.Connection[Any], client: Client
+) -> None:
+    # Given a topic whose policy lets members read presence only
+    admin.execute(
+        "create policy presence_only on realtime.messages for select to authenticated using"
+        " (realtime.topic() = 'room:presence' and extension = 'presence')"
+    )
+    config = {"private": True, "presence": {"enabled": True, "key": ""}}
+    assert client.join("room:presence", config, _token()).payload["status"] == "ok"
+
+    # When a new token arrives
+    client.push("room:presence", "access_token", {"access_token": _token(lifetime=7200)})
+
+    # Then it passes the same check the join passed: the channel stays open
+    assert client.nothing("phx_close")
+
+
+def test_postgres_changes_carry_each_version_the_change_wrote(
+    admin: psycopg.Connection[Any], superuser: psycopg.Connection[Any], client: Client
+) -> None:
+    # Given a published table authenticated users may read, and a subscriber
+    admin.execute("create table public.drafts (id int primary key, state text, body text)")
+    admin.execute("alter table public.drafts enable row level security")
+    admin.execute("create policy readers on public.drafts for select to authenticated using (true)")
+    admin.execute("grant select on public.drafts to authenticated")
+    admin.execute("alter publication supabase_realtime add table public.drafts")
+    binding = {"event": "*", "schema": "public", "table": "drafts"}
+    reply = client.join("drafts", {"postgres_changes": [binding], "private": False}, _token())
+    assert reply.payload["status"] == "ok"
+    assert client.next("system").payload["status"] == "ok"
+
+    # When a row is inserted and updated at once, then updated twice quickly
+    with admin.transaction():
+        admin.execute("insert into public.drafts values (1, 'active', 'Hel')")
+        admin.execute("update public.drafts set body = 'Hello' where id = 1")
+    admin.execute("update public.drafts set body = 'Hello, world' where id = 1")
+    admin.execute("update public.drafts set state = 'complete' where id = 1")
+
+    # Then each event carries the row as that change left it, in order
+    changes = [f.payload["data"] for f in client.frames("postgres_changes", 4)]
+    assert [(c["type"], c["record"]["state"], c["record"]["body"]) for c in changes] == [
+        ("INSERT", "active", "Hel"),
+        ("UPDATE", "active", "Hello"),
+        ("UPDATE", "active", "Hello, world"),
+        ("UPDATE", "complete", "Hello, world"),
+    ]
+    assert changes[1]["old_record"] == {"id": 1}
+
+    # And nothing stays staged once the changes went out
+    [(left,)] = superuser.execute("select count(*) from local_realtime.staged_changes").fetchall()
+    assert left == 0
+
+
+def test_postgres_changes_stay_checked_per_row_and_subscriber(
+    admin: psycopg.Connection[Any], client: Client
+) -> None:
+    # Given a published table whose policy hides drafts marked secret
+    admin.execute("create table public.notes (id int primary key, secret boolean)")
+    admin.execute("alter table public.notes enable row level security")
+    admin.execute(
+        "create policy readers on public.notes for select to authenticated using (not secret)"
+    )
+    admin.execute("grant select on public.notes to authenticated")
+    admin.execute("alter publication supabase_realtime add table public.notes")
+    binding = {"event": "INSERT", "schema": "public", "table": "notes"}
+    client.join("notes", {"postgres_changes": [binding], "private": False}, _token())
+    assert client.next("system").payload["status"] == "ok"
+
+    # When a hidden row and a visible one are inserted
+    admin.execute("insert into public.notes values (1, true)")
+    admin.execute("insert into public.notes values (2, false)")
+
+    # Then only the visible one arrives
+    assert client.next("postgres_changes").payload["data"]["record"] == {"id": 2, "secret": False}
+    assert client.nothing("postgres_changes")
