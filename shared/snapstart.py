@@ -63,21 +63,40 @@ def run_after_restore() -> None:
         hook()
 
 
-def exercise_crypto() -> None:
-    """Signs and verifies a token with a throwaway key: PyJWT, cryptography
-    and OpenSSL's ECDSA code loaded and initialised before the snapshot."""
-    import jwt
-    from cryptography.hazmat.primitives.asymmetric import ec
+# A fixed ES256 test vector (not a credential: its private key was thrown
+# away): priming verifies it, which needs no randomness, so no random
+# generator state of cryptography's OpenSSL is made before the snapshot.
+_PRIMING_PUBLIC_KEY = (
+    "-----BEGIN PUBLIC KEY-----\n"
+    "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE9cjTw+4bCt3TInWMP5N3kirVGx7Z\n"
+    "pVWv411Eu79d3yBdSUouN06ejgVrQLjDgac05hE4XXnW4wxecOTY3OoqrA==\n"
+    "-----END PUBLIC KEY-----\n"
+)
+_PRIMING_JWT = (
+    "eyJhbGciOiJFUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJzbmFwc3RhcnQtcHJpbWluZyJ9."
+    "Rzd8CIPbglohwwh1laCXMUqoOAMC3o9LYDV8vtof6L90QMJVu98t3hKal6RpP1pdZeufbVMtueqiqKf9OvO4xA"
+)
 
-    key = ec.generate_private_key(ec.SECP256R1())
-    token = jwt.encode({"sub": "snapstart-priming"}, key, algorithm="ES256")
-    jwt.decode(token, key.public_key(), algorithms=["ES256"])
+
+def exercise_crypto() -> None:
+    """Verifies a fixed ES256 token: PyJWT, cryptography and OpenSSL's ECDSA
+    code loaded and initialised before the snapshot, without drawing on any
+    random generator."""
+    import jwt
+
+    jwt.decode(_PRIMING_JWT, _PRIMING_PUBLIC_KEY, algorithms=["ES256"])
 
 
 def _reseed() -> None:
     # `random` would otherwise replay the same sequence in every container
     # restored from one snapshot (uuid4 and `secrets` read os.urandom).
     random.seed()
+    # The JWKS prefetch's TLS handshake at init drew on the ssl module's
+    # OpenSSL generator: mix fresh OS entropy in, so restored copies never
+    # share its state.
+    import ssl
+
+    ssl.RAND_add(os.urandom(48), 48.0)
 
 
 register(after_restore=_reseed)
