@@ -431,3 +431,17 @@ def test_snapstart_opt_in_publishes_versions_and_events_call_the_alias(
     assert len(targets) == 5
     for target in targets:
         assert target["Fn::Join"][1][1] == "snapstart", target
+
+
+def test_another_region_takes_the_extension_layer_from_a_param() -> None:
+    # Given a region serverless.yml has no layer ARN for, and the ARN as a param
+    arn = "arn:aws:lambda:ap-south-1:176022468876:layer:AWS-Parameters-and-Secrets-Lambda-Extension:11"
+    # When the configuration is resolved
+    done = sls(
+        "print", "--stage", "ci", "--region", "ap-south-1",
+        "--param=supabaseUrl=https://abc.supabase.co",
+        "--param=allowedOrigins=https://app.example.com",
+        f"--param=secretsExtensionLayer={arn}", "--path", "provider.layers", "--format", "json",
+    )  # fmt: skip
+    # Then every function gets that layer (the per-region table is only the fallback)
+    assert json.loads(done.stdout[done.stdout.index("[") :]) == [arn]
