@@ -31,6 +31,7 @@ from benchmarks.edge import canned_supabase
 from benchmarks.report import Row
 from scripts.package_functions import RUNTIME_PROVIDED_MODULES, python312
 from tests.support.events import http_event
+from tests.support.rpc_answers import MESSAGE, THREAD
 from tests.support.tokens import SigningKeys
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,16 +44,6 @@ RESTORE_GOAL_MS = 5.0
 RUNTIME = BENCH / "runtime"
 WEBHOOK_SECRET = "a-long-enough-webhook-secret"
 
-THREAD = {
-    "thread_id": "amy__bob", "user_a_mongo_id": "amy", "user_b_mongo_id": "bob",
-    "user_a_supabase_id": str(uuid.uuid4()), "user_b_supabase_id": str(uuid.uuid4()),
-    "created_at": "2026-11-22T10:00:00+00:00", "last_message_at": None,
-}  # fmt: skip
-MESSAGE = {
-    "id": str(uuid.uuid4()), "thread_id": "amy__bob", "sender_supabase_id": str(uuid.uuid4()),
-    "sender_mongo_id": "amy", "recipient_mongo_id": "bob", "body": "hi",
-    "created_at": "2026-11-22T10:00:00+00:00", "client_id": None, "replayed": False,
-}  # fmt: skip
 # bot-trigger: the utterance is found, its space has no bots (no SQS call).
 BOTS = {"found": True, "speaker_is_bot": False, "space_id": "#lounge", "bots": []}
 ANSWERS = {"ensure_chat_thread": THREAD, "insert_chat_message": MESSAGE, "bots_for_utterance": BOTS}

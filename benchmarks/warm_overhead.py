@@ -9,12 +9,12 @@ from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
-from benchmarks.cold_start import MESSAGE, THREAD
 from benchmarks.edge import canned_supabase
 from benchmarks.report import Row, median_ms
 from shared import container
 from shared.auth.principal import Caller
 from tests.support.events import LambdaContext, http_event
+from tests.support.rpc_answers import MESSAGE, THREAD
 from tests.support.tokens import SigningKeys
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from tests.support.loopback import serve
+from tests.support.rpc_answers import MESSAGE, THREAD
 from tests.support.tokens import SigningKeys
 
 pytestmark = pytest.mark.unit
@@ -62,17 +63,6 @@ for _ in range(2):
 report["restored"] = restored
 print("REPORT " + json.dumps(report), flush=True)
 """
-
-THREAD = {
-    "thread_id": "amy__bob", "user_a_mongo_id": "amy", "user_b_mongo_id": "bob",
-    "user_a_supabase_id": str(uuid.uuid4()), "user_b_supabase_id": str(uuid.uuid4()),
-    "created_at": "2026-11-22T10:00:00+00:00", "last_message_at": None,
-}  # fmt: skip
-MESSAGE = {
-    "id": str(uuid.uuid4()), "thread_id": "amy__bob", "sender_supabase_id": str(uuid.uuid4()),
-    "sender_mongo_id": "amy", "recipient_mongo_id": "bob", "body": "hi",
-    "created_at": "2026-11-22T10:00:00+00:00", "client_id": None, "replayed": False,
-}  # fmt: skip
 
 
 class Edge:
