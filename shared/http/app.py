@@ -10,7 +10,7 @@ request ids in logs and responses, and its own OpenAPI document.
 
 Under SnapStart (shared/snapstart.py) the handler primes itself at init:
 every client built, the JWKS fetched (public keys), the crypto exercised on
-a throwaway key, and one synthetic request without credentials served
+a fixed test token, and one synthetic request without credentials served
 through Mangum, the middleware, routing, body validation and the auth
 dependency, which refuses it before any I/O.
 """

@@ -60,8 +60,9 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 def start_dev(data: Path, port: int | None = None) -> DevServer:
     port = port or free_port()
-    env = clean_env(PORT=str(port), DEV_PG_PORT=str(free_port()),
-                    DEV_AUTH_PORT=str(free_port()), DEV_DATA_DIR=str(data))  # fmt: skip
+    # Every port chosen free, the page's too: PORT + 1 may be a client's ephemeral port.
+    env = clean_env(PORT=str(port), DEV_PG_PORT=str(free_port()), DEV_AUTH_PORT=str(free_port()),
+                    DEV_WEB_PORT=str(free_port()), DEV_DATA_DIR=str(data))  # fmt: skip
     process = subprocess.Popen(
         [sys.executable, "-m", "infra.dev"],
         cwd=ROOT, env=env, start_new_session=True,
@@ -218,7 +219,8 @@ def test_make_dev_recovers_after_being_killed(tmp_path: Path) -> None:
         # and a second make dev on the same data dir is refused, naming the running one
         other = run([sys.executable, "-m", "infra.dev"],
                     clean_env(PORT=str(free_port()), DEV_PG_PORT=str(free_port()),
-                              DEV_AUTH_PORT=str(free_port()), DEV_DATA_DIR=str(data)))  # fmt: skip
+                              DEV_AUTH_PORT=str(free_port()), DEV_WEB_PORT=str(free_port()),
+                              DEV_DATA_DIR=str(data)))  # fmt: skip
         assert other.returncode == 1
         assert f"is in use by another `make dev` (pid {second.process.pid}, port {second.port})" in other.stderr  # fmt: skip
     finally:
@@ -232,7 +234,8 @@ def test_a_port_in_use_is_named_with_what_to_do(tmp_path: Path, taken: str) -> N
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as squatter:
         squatter.bind(("127.0.0.1", 0))
         squatter.listen()
-        ports = {name: str(free_port()) for name in ("PORT", "DEV_PG_PORT", "DEV_AUTH_PORT")}
+        names = ("PORT", "DEV_PG_PORT", "DEV_AUTH_PORT", "DEV_WEB_PORT")
+        ports = {name: str(free_port()) for name in names}
         ports[taken] = str(squatter.getsockname()[1])
 
         # When make dev starts
