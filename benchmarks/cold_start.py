@@ -68,7 +68,7 @@ imported = time.perf_counter()
 response = handler(json.loads(sys.argv[1]), Context())
 done = time.perf_counter()
 assert response["statusCode"] in (200, 201, 202), response
-print(json.dumps({{"import": (imported - start) * 1000, "first": (done - imported) * 1000}}))
+print("BENCH " + json.dumps({{"import": (imported - start) * 1000, "first": (done - imported) * 1000}}), flush=True)
 """
 )
 
@@ -95,7 +95,7 @@ imported = time.perf_counter()
 response = handler(json.loads(sys.argv[1]), None)
 done = time.perf_counter()
 assert response["statusCode"] == 200, response
-print(json.dumps({{"import": (imported - start) * 1000, "first": (done - imported) * 1000}}))
+print("BENCH " + json.dumps({{"import": (imported - start) * 1000, "first": (done - imported) * 1000}}), flush=True)
 """
 
 NAIVE = """
@@ -118,7 +118,7 @@ imported = time.perf_counter()
 response = handler(json.loads(sys.argv[1]), None)
 done = time.perf_counter()
 assert response["statusCode"] == 200, response
-print(json.dumps({{"import": (imported - start) * 1000, "first": (done - imported) * 1000}}))
+print("BENCH " + json.dumps({{"import": (imported - start) * 1000, "first": (done - imported) * 1000}}), flush=True)
 """
 
 RESTORE = """
@@ -134,7 +134,7 @@ first = time.perf_counter()
 handler(event, None)
 second = time.perf_counter()
 assert response["statusCode"] in (200, 201, 202), response
-print(json.dumps({{"first": (first - start) * 1000, "second": (second - first) * 1000}}))
+print("BENCH " + json.dumps({{"first": (first - start) * 1000, "second": (second - first) * 1000}}), flush=True)
 """
 
 
@@ -277,8 +277,11 @@ SSM = {
 
 
 def _sample(python: str, variant: Variant, event: dict[str, Any], env: dict[str, str]) -> None:
+    """One fresh process. `response`: from spawning it to reading the first
+    response (what a caller waits for on Lambda, whose process lives on);
+    `wall`: until the process has exited (adds the interpreter's teardown)."""
     start = time.perf_counter()
-    done = subprocess.run(
+    process = subprocess.Popen(
         [python, "-c", variant.script, json.dumps(event)],
         # Lambda's runtime directory (boto3) is on every function's path.
         env={
@@ -287,15 +290,22 @@ def _sample(python: str, variant: Variant, event: dict[str, Any], env: dict[str,
             "PYTHONPATH": os.pathsep.join(map(str, [*variant.path, RUNTIME])),
         },
         cwd=variant.path[0],
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        check=False,
     )
+    assert process.stdout is not None
+    split = None
+    for line in process.stdout:
+        if line.startswith("BENCH "):
+            split = json.loads(line.removeprefix("BENCH "))
+            break
+    response = (time.perf_counter() - start) * 1000
+    _, errors = process.communicate()
     wall = (time.perf_counter() - start) * 1000
-    if done.returncode != 0:
-        raise RuntimeError(f"{variant.label}: {done.stderr[-2000:]}")
-    split = json.loads(done.stdout.strip().splitlines()[-1])
-    variant.samples.append({"wall": wall, **split})
+    if process.returncode != 0 or split is None:
+        raise RuntimeError(f"{variant.label}: {errors[-2000:]}")
+    variant.samples.append({"wall": wall, "response": response, **split})
 
 
 def run() -> list[Row]:
@@ -372,18 +382,19 @@ def run() -> list[Row]:
 
 
 def _rows(case: Case, variants: list[Variant]) -> list[Row]:
-    floor = variants[0].median("wall")
+    floor, floor_wall = variants[0].median("response"), variants[0].median("wall")
     rows = []
     for variant in variants:
-        wall = variant.median("wall")
+        response, wall = variant.median("response"), variant.median("wall")
         split = f"import {variant.median('import'):.0f} + first {variant.median('first'):.0f}"
-        ratio = wall / floor
+        ratio = response / floor
         goal, met = "", None
         if variant.label.startswith("ours"):
             goal, met = f"<= {RATIO_GOAL} x floor", ratio <= RATIO_GOAL
         rows.append(
             Row(f"cold start {case.name}", variant.label,
-                f"{wall:.0f} ms ({split}) = {ratio:.2f} x floor", goal, met)
+                f"{response:.0f} ms to response ({split}) = {ratio:.2f} x floor;"
+                f" whole process {wall:.0f} ms = {wall / floor_wall:.2f} x", goal, met)
         )  # fmt: skip
     return rows
 

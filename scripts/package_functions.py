@@ -51,7 +51,7 @@ NOT_IMPORTED_BY: dict[str, set[str]] = {
     "token": _BUILD_ONLY,
     "bot_trigger": _BUILD_ONLY,
     "bot_worker": _BUILD_ONLY
-    | {"_cffi_backend", "cryptography", "jwt", "fastapi", "starlette", "mangum"}
+    | {"_cffi_backend", "cryptography", "fastapi", "starlette", "mangum"}
     | {"annotated_doc", "opentelemetry"},  # FastAPI's own dependencies
 }
 # Distributions whose import name differs (their .dist-info goes too).

@@ -66,12 +66,12 @@ def run_after_restore() -> None:
 # A fixed ES256 test vector (not a credential: its private key was thrown
 # away): priming verifies it, which needs no randomness, so no random
 # generator state of cryptography's OpenSSL is made before the snapshot.
-_PRIMING_PUBLIC_KEY = (
-    "-----BEGIN PUBLIC KEY-----\n"
-    "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE9cjTw+4bCt3TInWMP5N3kirVGx7Z\n"
-    "pVWv411Eu79d3yBdSUouN06ejgVrQLjDgac05hE4XXnW4wxecOTY3OoqrA==\n"
-    "-----END PUBLIC KEY-----\n"
-)
+_PRIMING_JWK = {
+    "kty": "EC",
+    "crv": "P-256",
+    "x": "9cjTw-4bCt3TInWMP5N3kirVGx7ZpVWv411Eu79d3yA",
+    "y": "XUlKLjdOno4Fa0C4w4GnNOYROF151uMMXnDk2NzqKqw",
+}
 _PRIMING_JWT = (
     "eyJhbGciOiJFUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJzbmFwc3RhcnQtcHJpbWluZyJ9."
     "Rzd8CIPbglohwwh1laCXMUqoOAMC3o9LYDV8vtof6L90QMJVu98t3hKal6RpP1pdZeufbVMtueqiqKf9OvO4xA"
@@ -79,12 +79,14 @@ _PRIMING_JWT = (
 
 
 def exercise_crypto() -> None:
-    """Verifies a fixed ES256 token: PyJWT, cryptography and OpenSSL's ECDSA
-    code loaded and initialised before the snapshot, without drawing on any
+    """Verifies a fixed ES256 token: cryptography and OpenSSL's ECDSA code
+    loaded and initialised before the snapshot, without drawing on any
     random generator."""
-    import jwt
+    from shared.auth.jws import CompactJws, key_from_jwk
 
-    jwt.decode(_PRIMING_JWT, _PRIMING_PUBLIC_KEY, algorithms=["ES256"])
+    key = key_from_jwk(_PRIMING_JWK)
+    if key is None or not key.verifies(CompactJws.parse(_PRIMING_JWT)):
+        raise RuntimeError("SnapStart priming: the fixed ES256 test vector did not verify")
 
 
 def _reseed() -> None:

@@ -14,9 +14,8 @@ import time
 from typing import Any
 
 import httpx
-from jwt import PyJWK
-from jwt.exceptions import PyJWKError
 
+from shared.auth.jws import VerifyingKey, key_from_jwk
 from shared.errors import ServiceUnavailable
 
 
@@ -33,11 +32,11 @@ class JwksCache:
         self._http = http
         self._min_refetch = min_refetch_seconds
         self._clock = clock
-        self._keys: dict[str, PyJWK] = {}
+        self._keys: dict[str, VerifyingKey] = {}
         self._fetched_at: float | None = None
         self._lock = threading.Lock()
 
-    def key(self, kid: str) -> PyJWK | None:
+    def key(self, kid: str) -> VerifyingKey | None:
         """The key with this id, refetching the set if allowed; None if unknown."""
         known = self._keys.get(kid)
         if known is not None:
@@ -61,7 +60,7 @@ class JwksCache:
         elapsed: float = self._clock() - self._fetched_at
         return elapsed >= self._min_refetch or elapsed < 0
 
-    def _fetch(self) -> dict[str, PyJWK]:
+    def _fetch(self) -> dict[str, VerifyingKey]:
         self._fetched_at = self._clock()
         try:
             response = self._http.get(self._url)
@@ -73,12 +72,11 @@ class JwksCache:
             if self._keys:
                 return self._keys
             raise ServiceUnavailable("cannot fetch signing keys", code="auth_unavailable") from exc
-        keys: dict[str, PyJWK] = {}
+        keys: dict[str, VerifyingKey] = {}
         for jwk in document.get("keys", []) if isinstance(document, dict) else []:
             if not isinstance(jwk, dict) or not jwk.get("kid"):
                 continue
-            try:
-                keys[str(jwk["kid"])] = PyJWK(jwk)
-            except PyJWKError:
-                continue  # a key type we cannot use is simply not a candidate
+            key = key_from_jwk(jwk)
+            if key is not None:  # a key we cannot use is simply not a candidate
+                keys[str(jwk["kid"])] = key
         return keys

@@ -12,33 +12,39 @@ a hostile header is a 401, never a RecursionError.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
+import math
+import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
-import jwt
-from jwt.exceptions import InvalidTokenError
-
 from shared.auth.jwks import JwksCache
+from shared.auth.jws import CompactJws, MalformedToken, VerifyingKey, hs256_key
 from shared.auth.principal import Principal
 from shared.errors import Unauthorized
 
-ASYMMETRIC = {"ES256": "EC", "RS256": "RSA"}
 AUDIENCE = "authenticated"
 LEEWAY_SECONDS = 30
 # GoTrue's tokens are about 1 KB (with app_metadata, a few KB); a header
 # segment is under 200 bytes.
 MAX_TOKEN_CHARS = 16 * 1024
 MAX_HEADER_SEGMENT_CHARS = 1024
+REQUIRED_CLAIMS = ("exp", "sub", "aud", "iss")
 
 
 class TokenVerifier:
-    def __init__(self, jwks: JwksCache, hs256_secret: str | None = None, *, issuer: str) -> None:
+    def __init__(
+        self,
+        jwks: JwksCache,
+        hs256_secret: str | None = None,
+        *,
+        issuer: str,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._jwks = jwks
-        self._secret = hs256_secret
+        self._hs256 = hs256_key(hs256_secret) if hs256_secret else None
         self._issuer = issuer
+        self._clock = clock
 
     def verify(self, token: str, *, verify_exp: bool = True) -> Principal:
         """A signed-in user's principal; with verify_exp=False an expired but
@@ -53,50 +59,65 @@ class TokenVerifier:
         return Principal(user_id=user_id, role="authenticated", claims=claims, token=token)
 
     def claims(self, token: str, *, verify_exp: bool = True) -> dict[str, Any]:
-        """Signature, algorithm, exp, aud and iss checked; the claims, or Unauthorized."""
-        if len(token) > MAX_TOKEN_CHARS:
-            raise Unauthorized("token too large", code="invalid_token")
-        header = _header(token)
-        alg = header.get("alg")
-        key: Any
-        if alg in ASYMMETRIC:
-            kid = header.get("kid")
-            jwk = self._jwks.key(str(kid)) if isinstance(kid, str) and kid else None
-            if jwk is None or jwk.key_type != ASYMMETRIC[alg]:
-                raise Unauthorized("token signed by an unknown key", code="invalid_token")
-            key = jwk.key
-        elif alg == "HS256" and self._secret:
-            key = self._secret
-        else:
-            raise Unauthorized("token algorithm not accepted", code="invalid_token")
+        """Signature, algorithm, exp, nbf, iat, aud and iss checked; the
+        claims, or Unauthorized."""
+        if len(token) > MAX_TOKEN_CHARS or len(token.split(".", 1)[0]) > MAX_HEADER_SEGMENT_CHARS:
+            raise Unauthorized("malformed token", code="invalid_token")
         try:
-            claims: dict[str, Any] = jwt.decode(
-                token,
-                key,
-                algorithms=[alg],
-                audience=AUDIENCE,
-                issuer=self._issuer,
-                leeway=LEEWAY_SECONDS,
-                options={"require": ["exp", "sub", "aud", "iss"], "verify_exp": verify_exp},
-            )
-        except jwt.ExpiredSignatureError:
-            raise Unauthorized("token has expired", code="token_expired") from None
-        except (InvalidTokenError, RecursionError):
-            # RecursionError: a signed payload nested too deep to parse.
+            jws = CompactJws.parse(token)
+        except MalformedToken:
+            raise Unauthorized("malformed token", code="invalid_token") from None
+        key = self._key_for(jws.header)
+        if not key.verifies(jws):
+            raise Unauthorized("invalid token", code="invalid_token")
+        try:
+            claims = jws.payload()
+        except MalformedToken:
             raise Unauthorized("invalid token", code="invalid_token") from None
+        self._check(claims, verify_exp=verify_exp)
         return claims
 
+    def _key_for(self, header: dict[str, Any]) -> VerifyingKey:
+        """The key the header names, for the algorithm it names: the key's own
+        algorithm must match, so `none` and HS/RS confusion never verify."""
+        alg = header.get("alg")
+        if alg in ("ES256", "RS256"):
+            kid = header.get("kid")
+            key = self._jwks.key(kid) if isinstance(kid, str) and kid else None
+            if key is None or key.algorithm != alg:
+                raise Unauthorized("token signed by an unknown key", code="invalid_token")
+            return key
+        if alg == "HS256" and self._hs256 is not None:
+            return self._hs256
+        raise Unauthorized("token algorithm not accepted", code="invalid_token")
 
-def _header(token: str) -> dict[str, Any]:
-    """The unverified header, only to choose the key. PyJWT would decode (and
-    character-check) all three segments here and again in decode()."""
-    segment = token.split(".", 1)[0]
-    if len(segment) > MAX_HEADER_SEGMENT_CHARS:
-        raise Unauthorized("malformed token", code="invalid_token")
-    try:
-        header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
-    except (ValueError, binascii.Error, RecursionError):
-        raise Unauthorized("malformed token", code="invalid_token") from None
-    if not isinstance(header, dict):
-        raise Unauthorized("malformed token", code="invalid_token")
-    return header
+    def _check(self, claims: dict[str, Any], *, verify_exp: bool) -> None:
+        """The registered claims as RFC 7519 4.1 defines them, with leeway for
+        clock skew; a claim of the wrong type is an invalid token."""
+        if any(name not in claims for name in REQUIRED_CLAIMS):
+            raise Unauthorized("invalid token", code="invalid_token")
+        now = self._clock()
+        times = {name: claims[name] for name in ("exp", "nbf", "iat") if name in claims}
+        if not all(_is_number(value) for value in times.values()):
+            raise Unauthorized("invalid token", code="invalid_token")
+        if (
+            times.get("nbf", now) > now + LEEWAY_SECONDS
+            or times.get("iat", now) > now + LEEWAY_SECONDS
+        ):
+            raise Unauthorized("token is not valid yet", code="invalid_token")
+        audience = claims["aud"]
+        audiences = [audience] if isinstance(audience, str) else audience
+        if not isinstance(audiences, list) or AUDIENCE not in audiences:
+            raise Unauthorized("invalid token", code="invalid_token")
+        if claims["iss"] != self._issuer or not isinstance(claims["sub"], str):
+            raise Unauthorized("invalid token", code="invalid_token")
+        if verify_exp and times["exp"] <= now - LEEWAY_SECONDS:
+            raise Unauthorized("token has expired", code="token_expired")
+
+
+def _is_number(value: Any) -> bool:
+    """A NumericDate: JSON's `NaN` and `Infinity` (which Python's json reads)
+    are not, nor is `true`."""
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))

@@ -1,0 +1,195 @@
+"""Compact JWS (RFC 7515) verification for the algorithms Supabase Auth signs
+access tokens with: ES256 and RS256 (keys from the project's JWKS) and the
+legacy HS256 secret.
+
+Why not PyJWT: importing it loads every algorithm it knows and most of
+cryptography (x509 included), about 70 ms of every cold start; this module
+imports only the EC or RSA primitives a key needs, when its JWKS has one.
+It does one thing: given the key the caller chose, is this token's signature
+valid? The caller (shared.auth.verifier) chooses the key from the header and
+checks the claims.
+
+Strict where a lenient parser would let an attacker choose how bytes are
+read: exactly three segments of the base64url alphabet, an ES256 signature
+of exactly 64 bytes (r || s, RFC 7518 3.4; not DER), a P-256 point that is
+on the curve, an RSA modulus of at least 2048 bits, no `crit` header (no
+extension is understood, RFC 7515 4.1.11).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+_SEGMENT = re.compile(r"[A-Za-z0-9_-]*")
+_P256_COORDINATE_BYTES = 32
+_MIN_RSA_BITS = 2048
+
+
+class MalformedToken(ValueError):
+    """Not a compact JWS we can read."""
+
+
+def b64url_decode(segment: str) -> bytes:
+    """Unpadded base64url (RFC 7515 2); anything outside its alphabet is refused,
+    where the standard decoder would silently skip it."""
+    if not _SEGMENT.fullmatch(segment):
+        raise MalformedToken("not base64url")
+    try:
+        return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    except (binascii.Error, ValueError):
+        raise MalformedToken("not base64url") from None
+
+
+def json_object(data: bytes | str) -> dict[str, Any]:
+    """A JSON object, or MalformedToken (arrays, scalars, bad UTF-8, nesting
+    too deep to parse)."""
+    try:
+        value = json.loads(data)
+    except (ValueError, RecursionError):
+        raise MalformedToken("not JSON") from None
+    if not isinstance(value, dict):
+        raise MalformedToken("not a JSON object")
+    return value
+
+
+@dataclass(frozen=True)
+class CompactJws:
+    header: dict[str, Any]
+    payload_segment: str
+    signing_input: bytes
+    signature: bytes
+
+    @classmethod
+    def parse(cls, token: str) -> CompactJws:
+        """Splits and decodes the header and signature; the payload stays
+        encoded until the signature is known to be good."""
+        parts = token.split(".")
+        if len(parts) != 3:
+            raise MalformedToken("not three segments")
+        header_segment, payload_segment, signature_segment = parts
+        header = json_object(b64url_decode(header_segment))
+        if "crit" in header:
+            raise MalformedToken("critical header extensions are not supported")
+        if not _SEGMENT.fullmatch(payload_segment):
+            raise MalformedToken("not base64url")
+        return cls(
+            header=header,
+            payload_segment=payload_segment,
+            signing_input=f"{header_segment}.{payload_segment}".encode("ascii"),
+            signature=b64url_decode(signature_segment),
+        )
+
+    def payload(self) -> dict[str, Any]:
+        return json_object(b64url_decode(self.payload_segment))
+
+
+@dataclass(frozen=True)
+class VerifyingKey:
+    """A key bound to the one algorithm it may verify."""
+
+    algorithm: str
+    _verify: Callable[[bytes, bytes], bool]
+
+    def verifies(self, jws: CompactJws) -> bool:
+        return jws.header.get("alg") == self.algorithm and self._verify(
+            jws.signing_input, jws.signature
+        )
+
+
+def hs256_key(secret: str) -> VerifyingKey:
+    key = secret.encode()
+
+    def verify(signing_input: bytes, signature: bytes) -> bool:
+        expected = hmac.new(key, signing_input, hashlib.sha256).digest()
+        return hmac.compare_digest(expected, signature)
+
+    return VerifyingKey("HS256", verify)
+
+
+def key_from_jwk(jwk: Mapping[str, Any]) -> VerifyingKey | None:
+    """The public key of an ES256 (P-256) or RS256 JWK; None for any key we
+    must not or cannot use to verify (other types, curves or algorithms,
+    `use`/`key_ops` that exclude verifying, bad or weak parameters)."""
+    if jwk.get("use", "sig") != "sig":
+        return None
+    key_ops = jwk.get("key_ops")
+    if key_ops is not None and (not isinstance(key_ops, list) or "verify" not in key_ops):
+        return None
+    try:
+        if jwk.get("kty") == "EC" and jwk.get("alg", "ES256") == "ES256":
+            return _es256(jwk)
+        if jwk.get("kty") == "RSA" and jwk.get("alg", "RS256") == "RS256":
+            return _rs256(jwk)
+    except (MalformedToken, ValueError, TypeError):
+        return None
+    return None
+
+
+def _unsigned(jwk: Mapping[str, Any], name: str) -> bytes:
+    value = jwk.get(name)
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"JWK without {name}")
+    return b64url_decode(value)
+
+
+def _es256(jwk: Mapping[str, Any]) -> VerifyingKey | None:
+    if jwk.get("crv") != "P-256":
+        return None
+    x, y = _unsigned(jwk, "x"), _unsigned(jwk, "y")
+    if len(x) != _P256_COORDINATE_BYTES or len(y) != _P256_COORDINATE_BYTES:
+        return None
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+    from cryptography.hazmat.primitives.hashes import SHA256
+
+    # Raises ValueError for a point not on the curve (an invalid-curve attack).
+    public_key = ec.EllipticCurvePublicNumbers(
+        int.from_bytes(x, "big"), int.from_bytes(y, "big"), ec.SECP256R1()
+    ).public_key()
+    algorithm = ec.ECDSA(SHA256())
+
+    def verify(signing_input: bytes, signature: bytes) -> bool:
+        if len(signature) != 2 * _P256_COORDINATE_BYTES:
+            return False
+        r = int.from_bytes(signature[:_P256_COORDINATE_BYTES], "big")
+        s = int.from_bytes(signature[_P256_COORDINATE_BYTES:], "big")
+        try:
+            public_key.verify(encode_dss_signature(r, s), signing_input, algorithm)
+        except InvalidSignature:
+            return False
+        return True
+
+    return VerifyingKey("ES256", verify)
+
+
+def _rs256(jwk: Mapping[str, Any]) -> VerifyingKey | None:
+    modulus = int.from_bytes(_unsigned(jwk, "n"), "big")
+    exponent = int.from_bytes(_unsigned(jwk, "e"), "big")
+    if modulus.bit_length() < _MIN_RSA_BITS:
+        return None
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+    from cryptography.hazmat.primitives.hashes import SHA256
+
+    public_key = rsa.RSAPublicNumbers(exponent, modulus).public_key()
+    size = (modulus.bit_length() + 7) // 8
+
+    def verify(signing_input: bytes, signature: bytes) -> bool:
+        if len(signature) != size:
+            return False
+        try:
+            public_key.verify(signature, signing_input, padding.PKCS1v15(), SHA256())
+        except InvalidSignature:
+            return False
+        return True
+
+    return VerifyingKey("RS256", verify)
