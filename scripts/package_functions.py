@@ -52,7 +52,7 @@ NOT_IMPORTED_BY: dict[str, set[str]] = {
     "bot_trigger": _BUILD_ONLY,
     "bot_worker": _BUILD_ONLY
     | {"_cffi_backend", "cryptography", "fastapi", "starlette", "mangum"}
-    | {"annotated_doc", "opentelemetry"},  # FastAPI's own dependencies
+    | {"annotated_doc", "opentelemetry", "anyio"},  # FastAPI's and Starlette's own
 }
 # Distributions whose import name differs (their .dist-info goes too).
 _IMPORT_NAME = {"pyjwt": "jwt", "opentelemetry_api": "opentelemetry"}

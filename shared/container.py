@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from shared.auth.verifier import TokenVerifier
     from shared.bots.settings import BotTriggerSettings, BotWorkerSettings
     from shared.db.port import Database
+    from shared.http_transport import StdlibTransport
     from shared.queue import JobQueue
 
 T = TypeVar("T")
@@ -79,14 +80,15 @@ def _build_tls_context() -> ssl.SSLContext:
 
 
 _tls_context = _Slot(_build_tls_context)
-_transports: weakref.WeakSet[httpx.HTTPTransport] = weakref.WeakSet()
+_transports: weakref.WeakSet[StdlibTransport] = weakref.WeakSet()
 
 
-def http_transport() -> httpx.HTTPTransport:
-    """A connection pool on the container's TLS context."""
-    import httpx
+def http_transport() -> StdlibTransport:
+    """A connection pool on the container's TLS context (http.client under
+    httpx: see shared.http_transport for why)."""
+    from shared.http_transport import StdlibTransport
 
-    transport = httpx.HTTPTransport(verify=_tls_context.get())
+    transport = StdlibTransport(_tls_context.get())
     _transports.add(transport)
     return transport
 
