@@ -186,10 +186,11 @@ def _send(
         skip_accept_encoding=True,
     )
     chunked = request.headers.get("transfer-encoding", "").lower() == "chunked"
-    for name, value in request.headers.multi_items():
-        if chunked and name.lower() == "transfer-encoding":
+    # The bytes httpx encoded, sent as they are (no second encoding).
+    for name, value in request.headers.raw:
+        if chunked and name.lower() == b"transfer-encoding":
             continue
-        connection.putheader(name, value)
+        connection.putheader(name.decode("ascii"), value)
     if chunked:
         connection.putheader("Content-Length", str(len(body)))
     connection.endheaders(body or None)
