@@ -21,9 +21,11 @@ and benchmarks run exactly the registered hooks without AWS.
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 from collections.abc import Callable
+from typing import Any
 
 Hook = Callable[[], None]
 
@@ -36,11 +38,17 @@ def enabled() -> bool:
     return os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == "snap-start"
 
 
-def register(*, before_snapshot: Hook | None = None, after_restore: Hook | None = None) -> None:
+@functools.cache
+def _runtime() -> Any:
     try:
-        import snapshot_restore_py as runtime  # type: ignore[import-not-found]
+        import snapshot_restore_py  # type: ignore[import-not-found]
     except ImportError:  # not on Lambda: tests run the hooks themselves
-        runtime = None
+        return None
+    return snapshot_restore_py
+
+
+def register(*, before_snapshot: Hook | None = None, after_restore: Hook | None = None) -> None:
+    runtime = _runtime()
     if before_snapshot is not None:
         _before_snapshot.append(before_snapshot)
         if runtime is not None:

@@ -13,7 +13,7 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from shared import container, snapstart
+from shared import container, init_gc, snapstart
 from shared.bots.models import BotJob
 from shared.bots.worker import answer
 from shared.llm.client import ChatModel, EchoModel, OpenAICompatible
@@ -87,4 +87,5 @@ def prime() -> PartialItemFailureResponse:
 
 if snapstart.enabled():
     prime()
+init_gc.resume()
 handler = traced(_handle, "bot-worker")

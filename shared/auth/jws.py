@@ -25,7 +25,6 @@ import hmac
 import json
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 _SEGMENT = re.compile(r"[A-Za-z0-9_-]*")
@@ -60,12 +59,20 @@ def json_object(data: bytes | str) -> dict[str, Any]:
     return value
 
 
-@dataclass(frozen=True)
 class CompactJws:
-    header: dict[str, Any]
-    payload_segment: str
-    signing_input: bytes
-    signature: bytes
+    """A token split and decoded as far as is safe before its signature is
+    checked. (Plain classes here and in shared.auth.principal: a dataclass
+    compiles its methods at import, about 1 ms of every cold start each.)"""
+
+    __slots__ = ("header", "payload_segment", "signature", "signing_input")
+
+    def __init__(
+        self, header: dict[str, Any], payload_segment: str, signing_input: bytes, signature: bytes
+    ) -> None:
+        self.header = header
+        self.payload_segment = payload_segment
+        self.signing_input = signing_input
+        self.signature = signature
 
     @classmethod
     def parse(cls, token: str) -> CompactJws:
@@ -91,12 +98,17 @@ class CompactJws:
         return json_object(b64url_decode(self.payload_segment))
 
 
-@dataclass(frozen=True)
 class VerifyingKey:
     """A key bound to the one algorithm it may verify."""
 
-    algorithm: str
-    _verify: Callable[[bytes, bytes], bool]
+    __slots__ = ("_verify", "algorithm")
+
+    def __init__(self, algorithm: str, verify: Callable[[bytes, bytes], bool]) -> None:
+        self.algorithm = algorithm
+        self._verify = verify
+
+    def __repr__(self) -> str:
+        return f"VerifyingKey({self.algorithm})"
 
     def verifies(self, jws: CompactJws) -> bool:
         return jws.header.get("alg") == self.algorithm and self._verify(
@@ -151,11 +163,29 @@ def _es256(jwk: Mapping[str, Any]) -> VerifyingKey | None:
     from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
     from cryptography.hazmat.primitives.hashes import SHA256
 
+    class Sha256Ecdsa(ec.ECDSA):
+        """ECDSA over SHA-256, to verify with. ec.ECDSA's constructor imports
+        cryptography's OpenSSL backend module (every cipher and mode, about
+        6 ms of a cold start) only to check whether deterministic signing is
+        supported, which verifying never uses; the public properties below
+        are all that the verifier reads."""
+
+        def __init__(self) -> None:
+            pass  # not ec.ECDSA's: see above
+
+        @property
+        def algorithm(self) -> SHA256:
+            return SHA256()
+
+        @property
+        def deterministic_signing(self) -> bool:
+            return False
+
     # Raises ValueError for a point not on the curve (an invalid-curve attack).
     public_key = ec.EllipticCurvePublicNumbers(
         int.from_bytes(x, "big"), int.from_bytes(y, "big"), ec.SECP256R1()
     ).public_key()
-    algorithm = ec.ECDSA(SHA256())
+    algorithm = Sha256Ecdsa()
 
     def verify(signing_input: bytes, signature: bytes) -> bool:
         if len(signature) != 2 * _P256_COORDINATE_BYTES:

@@ -1,21 +1,30 @@
-"""Who is calling: a verified Supabase user, or the service itself."""
+"""Who is calling: a verified Supabase user, or the service itself.
+
+Plain slotted classes rather than dataclasses: every function builds these
+on its cold start path, and a dataclass compiles its methods at import.
+"""
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
 from typing import Any
 
 
-@dataclass(frozen=True)
 class Principal:
     """A user whose access token was verified. `claims` go to the database as
-    `request.jwt.claims`; `token` is forwarded to PostgREST as is."""
+    `request.jwt.claims`; `token` is forwarded to PostgREST as is. Neither
+    appears in the repr (logs, tracebacks)."""
 
-    user_id: uuid.UUID
-    role: str
-    claims: dict[str, Any] = field(repr=False)
-    token: str = field(repr=False)
+    __slots__ = ("claims", "role", "token", "user_id")
+
+    def __init__(self, user_id: uuid.UUID, role: str, claims: dict[str, Any], token: str) -> None:
+        self.user_id = user_id
+        self.role = role
+        self.claims = claims
+        self.token = token
+
+    def __repr__(self) -> str:
+        return f"Principal(user_id={self.user_id!r}, role={self.role!r})"
 
     @property
     def app_metadata(self) -> dict[str, Any]:
@@ -29,11 +38,16 @@ class Principal:
         return value if isinstance(value, str) and value else None
 
 
-@dataclass(frozen=True)
 class Service:
     """The functions acting as themselves (service_role)."""
 
-    claims: dict[str, Any] = field(default_factory=lambda: {"role": "service_role"})
+    __slots__ = ("claims",)
+
+    def __init__(self) -> None:
+        self.claims: dict[str, Any] = {"role": "service_role"}
+
+    def __repr__(self) -> str:
+        return "Service()"
 
 
 SERVICE = Service()

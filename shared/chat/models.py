@@ -23,7 +23,13 @@ MongoId = Annotated[
 ]
 
 
-class EnsureThreadRequest(BaseModel):
+class _Model(BaseModel):
+    # Each function uses two or three of these: a schema is built when
+    # FastAPI first binds the model (at cold start), not for every model here.
+    model_config = ConfigDict(defer_build=True)
+
+
+class EnsureThreadRequest(_Model):
     """`{"other_mongo_id"}`, or the seed's `{"user_a_mongo_id", "user_b_mongo_id"}`
     where one of the two is the caller."""
 
@@ -43,7 +49,7 @@ class EnsureThreadRequest(BaseModel):
         return self
 
 
-class Thread(BaseModel):
+class Thread(_Model):
     thread_id: str
     user_a_mongo_id: str
     user_b_mongo_id: str
@@ -53,7 +59,7 @@ class Thread(BaseModel):
     last_message_at: datetime | None
 
 
-class PostMessageRequest(BaseModel):
+class PostMessageRequest(_Model):
     model_config = ConfigDict(extra="forbid")
 
     thread_id: Annotated[str, StringConstraints(min_length=3, max_length=300), Storable]
@@ -64,7 +70,7 @@ class PostMessageRequest(BaseModel):
     client_id: uuid.UUID | None = None
 
 
-class Message(BaseModel):
+class Message(_Model):
     id: uuid.UUID
     thread_id: str
     sender_supabase_id: uuid.UUID
@@ -75,6 +81,6 @@ class Message(BaseModel):
     client_id: uuid.UUID | None = None
 
 
-class StoredMessage(BaseModel):
+class StoredMessage(_Model):
     message: Message
     replayed: bool = Field(description="true when client_id had been used: the first row")

@@ -29,7 +29,7 @@ from fastapi.routing import APIRoute
 from mangum import Mangum
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared import container, snapstart
+from shared import container, init_gc, snapstart
 from shared.http import cors, errors
 from shared.http.guard import BodyGuard
 from shared.logs import Logger, get_logger
@@ -185,4 +185,5 @@ def lambda_handler(
 
     if snapstart.enabled():
         prime(handler, app, prime_also)  # untraced: there is no trace during init
+    init_gc.resume()
     return traced(handler, app.title)

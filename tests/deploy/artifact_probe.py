@@ -5,6 +5,7 @@ no module came from. Not a test module: tests/deploy runs it by path.
     python3.12 -I artifact_probe.py <artifact dir> <function> <events.json>
 """
 
+import gc
 import json
 import os
 import sys
@@ -53,5 +54,12 @@ for loaded in list(sys.modules.values()):
 tls = sys.modules["shared.container"]._tls_context.peek()
 # CAs parsed up front: none when the shipped hashed directory is read lazily.
 cas_loaded = tls.cert_store_stats()["x509_ca"] if tls is not None else None
-report = {"statuses": statuses, "unused": sorted(shipped - used), "cas_loaded": cas_loaded}
+report = {
+    "statuses": statuses,
+    "unused": sorted(shipped - used),
+    "cas_loaded": cas_loaded,
+    # The collector is paused during init (shared.init_gc): it must be back on.
+    "gc_enabled": gc.isenabled(),
+    "gc_frozen": gc.get_freeze_count(),
+}
 print(json.dumps(report))  # noqa: T201

@@ -338,7 +338,8 @@ def test_each_artifact_ships_only_what_its_function_imports(
 ) -> None:
     """Unzipped under Python 3.12 with tracing on and SnapStart priming, each
     function serves a request and its errors; every top-level package it
-    ships must have been imported, or be explained in SHIPPED_UNUSED."""
+    ships must have been imported, or be explained in SHIPPED_UNUSED. Each
+    also ends its init with the garbage collector back on (shared.init_gc)."""
     from scripts.package_functions import RUNTIME_PROVIDED_MODULES, python312
 
     interpreter = python312()
@@ -369,6 +370,7 @@ def test_each_artifact_ships_only_what_its_function_imports(
                 "BOT_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/1/q",
                 "SECRETS_SOURCE": "env",
                 "TRACING_ENABLED": "true",
+                "AWS_LAMBDA_FUNCTION_NAME": name,  # as Lambda sets it (shared.init_gc)
                 "POWERTOOLS_TRACE_DISABLED": "true",
                 "AWS_LAMBDA_INITIALIZATION_TYPE": "snap-start",
                 "AWS_DEFAULT_REGION": "eu-west-1",
@@ -388,6 +390,8 @@ def test_each_artifact_ships_only_what_its_function_imports(
             assert done.returncode == 0, done.stderr
             report = json.loads(done.stdout.strip().splitlines()[-1])
             unused[name] = [p for p in report["unused"] if p not in SHIPPED_UNUSED.get(name, {})]
+            assert report["gc_enabled"], f"{name} left the garbage collector off after init"
+            assert report["gc_frozen"] > 10_000, f"{name} did not freeze what its init built"
             if name != "bot_worker":  # the worker builds its model client per job
                 assert report["cas_loaded"] == 0, f"{name} parsed a CA bundle at cold start"
     assert unused == {name: [] for name in FUNCTIONS.values()}

@@ -8,6 +8,8 @@ import base64
 import hashlib
 import hmac
 import json
+import subprocess
+import sys
 from typing import Any
 
 import jwt
@@ -213,3 +215,20 @@ def test_a_jwk_with_verify_among_its_key_ops_is_used() -> None:
     key = _usable(_ec_jwk(key_ops=["verify"], use="sig", alg="ES256"))
 
     assert _verifies(RFC_JWS, key)
+
+
+def test_verifying_es256_leaves_cryptographys_openssl_backend_unloaded() -> None:
+    # Given a fresh interpreter (the module cache of this one is shared by every test)
+    script = (
+        "import sys, json\n"
+        "from shared.auth.jws import CompactJws, key_from_jwk\n"
+        f"key = key_from_jwk(json.loads({json.dumps(json.dumps(RFC_JWK))}))\n"
+        f"assert key.verifies(CompactJws.parse({RFC_JWS!r}))\n"
+        "print('cryptography.hazmat.backends.openssl.backend' in sys.modules)\n"
+    )
+    # When it verifies the RFC's ES256 token
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    # Then the backend module (every cipher: milliseconds of each cold start) was never imported
+    assert done.stdout.strip() == "False"
