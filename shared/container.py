@@ -8,9 +8,9 @@ local dev server, benchmarks). Imports of what is not used are never paid for.
 
 Every HTTP client (JWKS, PostgREST, GoTrue, the model provider) comes from
 `http_client`: one TLS context per container (shared.tls: building one
-costs tens of milliseconds, once per client otherwise), and a
-transport whose connections `close_connections` can drop (SnapStart's
-before-snapshot hook) while the client stays usable.
+costs tens of milliseconds, once per client otherwise), and one
+transport, whose connections `close_connections` can drop (SnapStart's
+before-snapshot hook) while the clients stay usable.
 """
 
 from __future__ import annotations
@@ -83,14 +83,24 @@ _tls_context = _Slot(_build_tls_context)
 _transports: weakref.WeakSet[StdlibTransport] = weakref.WeakSet()
 
 
-def http_transport() -> StdlibTransport:
-    """A connection pool on the container's TLS context (http.client under
-    httpx: see shared.http_transport for why)."""
+def _build_transport() -> StdlibTransport:
     from shared.http_transport import StdlibTransport
 
     transport = StdlibTransport(_tls_context.get())
     _transports.add(transport)
     return transport
+
+
+_transport = _Slot(_build_transport)
+
+
+def http_transport() -> StdlibTransport:
+    """The container's connection pool, on its TLS context (http.client under
+    httpx: see shared.http_transport for why), shared by every client. The
+    JWKS, PostgREST and GoTrue are one origin, so a cold start's first
+    request opens one connection (one TLS handshake) to Supabase, not one
+    per client."""
+    return _transport.get()
 
 
 def http_client(timeout: float, *, connect: float | None = None, **options: Any) -> httpx.Client:
@@ -104,7 +114,8 @@ def http_client(timeout: float, *, connect: float | None = None, **options: Any)
 
 
 def close_connections() -> None:
-    """Closes every pooled HTTP connection; the clients reconnect on next use."""
+    """Closes every pooled HTTP connection (of every transport built, also
+    before a `reset`); the clients reconnect on next use."""
     for transport in list(_transports):
         transport.close()
 
@@ -188,6 +199,7 @@ _bot_worker_settings = _Slot(_load_bot_worker_settings)
 _queue: _Slot[JobQueue] = _Slot(_build_queue)
 _llm_http: _Slot[httpx.Client] = _Slot(_build_llm_http, lambda http: http.close())
 _ALL: tuple[_Slot[Any], ...] = (
+    _transport,
     _settings,
     _database,
     _jwks,

@@ -32,7 +32,9 @@ class EnvSettings(BaseModel):
     fifth of FastAPI's import time to every cold start for features (dotenv,
     JSON-decoded complex values, secrets dirs) we do not use."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    # defer_build: a function validates only its own settings classes, so
+    # the others' validators are never built on its cold start.
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
 
 SettingsT = TypeVar("SettingsT", bound=EnvSettings)

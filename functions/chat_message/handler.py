@@ -5,8 +5,7 @@ from __future__ import annotations
 from fastapi import Response
 
 from shared import container
-from shared.chat.models import Message, PostMessageRequest
-from shared.chat.service import post_message
+from shared.chat.messages import Message, PostMessageRequest, post_message
 from shared.http.app import create_app, lambda_handler
 from shared.http.deps import CurrentUser, DatabaseDep
 

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from shared import container
-from shared.chat.models import EnsureThreadRequest, Thread
-from shared.chat.service import ensure_thread
+from shared.chat.threads import EnsureThreadRequest, Thread, ensure_thread
 from shared.http.app import create_app, lambda_handler
 from shared.http.deps import CurrentUser, DatabaseDep
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from shared.auth.principal import SERVICE
 from shared.bots.models import BotJob, WebhookPayload
@@ -10,8 +10,7 @@ from shared.db.port import Database
 from shared.queue import JobQueue
 
 
-@dataclass(frozen=True)
-class TriggerResult:
+class TriggerResult(NamedTuple):
     queued: int = 0
     ignored: str | None = None
 

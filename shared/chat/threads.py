@@ -1,4 +1,5 @@
-"""Request and response shapes of the 1:1 chat functions."""
+"""The 1:1 thread of two users: what thread-ensure receives and answers, and
+the one RPC that creates or returns it as the caller."""
 
 from __future__ import annotations
 
@@ -6,8 +7,11 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, StringConstraints, model_validator
 
+from shared.auth.principal import Principal
+from shared.db.port import Database
+from shared.errors import Forbidden
 from shared.validation import Storable
 
 # As the database checks it (private.is_valid_mongo_id): no whitespace, no
@@ -23,13 +27,7 @@ MongoId = Annotated[
 ]
 
 
-class _Model(BaseModel):
-    # Each function uses two or three of these: a schema is built when
-    # FastAPI first binds the model (at cold start), not for every model here.
-    model_config = ConfigDict(defer_build=True)
-
-
-class EnsureThreadRequest(_Model):
+class EnsureThreadRequest(BaseModel):
     """`{"other_mongo_id"}`, or the seed's `{"user_a_mongo_id", "user_b_mongo_id"}`
     where one of the two is the caller."""
 
@@ -49,7 +47,7 @@ class EnsureThreadRequest(_Model):
         return self
 
 
-class Thread(_Model):
+class Thread(BaseModel):
     thread_id: str
     user_a_mongo_id: str
     user_b_mongo_id: str
@@ -59,28 +57,24 @@ class Thread(_Model):
     last_message_at: datetime | None
 
 
-class PostMessageRequest(_Model):
-    model_config = ConfigDict(extra="forbid")
-
-    thread_id: Annotated[str, StringConstraints(min_length=3, max_length=300), Storable]
-    # Trimmed and measured again by the database; checked here to fail fast.
-    body: Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000), Storable
-    ]
-    client_id: uuid.UUID | None = None
-
-
-class Message(_Model):
-    id: uuid.UUID
-    thread_id: str
-    sender_supabase_id: uuid.UUID
-    sender_mongo_id: str
-    recipient_mongo_id: str
-    body: str
-    created_at: datetime
-    client_id: uuid.UUID | None = None
+def other_participant(request: EnsureThreadRequest, caller: Principal) -> str:
+    """The other user's mongo id; with the seed's pair, the one that is not the caller."""
+    if request.other_mongo_id is not None:
+        return request.other_mongo_id
+    mine = caller.mongo_user_id
+    if mine is None:
+        raise Forbidden("your account is not linked to a chat user", code="no_chat_identity")
+    pair = [request.user_a_mongo_id, request.user_b_mongo_id]
+    if mine not in pair:
+        raise Forbidden("one of the two users must be you", code="not_participant")
+    pair.remove(mine)
+    other = pair[0]
+    assert other is not None  # the request model requires both
+    return other
 
 
-class StoredMessage(_Model):
-    message: Message
-    replayed: bool = Field(description="true when client_id had been used: the first row")
+def ensure_thread(db: Database, caller: Principal, request: EnsureThreadRequest) -> Thread:
+    row = db.call(
+        "ensure_chat_thread", {"_other_mongo_id": other_participant(request, caller)}, caller
+    )
+    return Thread.model_validate(row)
