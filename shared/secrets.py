@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from collections.abc import Mapping, MutableMapping
 from urllib.parse import quote
@@ -80,8 +81,9 @@ def _missing(parameters: list[str]) -> ConfigurationError:
 
 
 def _from_extension(parameters: list[str], env: Mapping[str, str]) -> dict[str, str]:
-    import http.client
-
+    """All parameters at once, one thread each: the extension fetches each
+    from SSM on a cache miss (every cold start), a network round trip that
+    would otherwise be paid once per parameter."""
     token = env.get("AWS_SESSION_TOKEN")
     if not token:
         raise ConfigurationError(
@@ -89,49 +91,69 @@ def _from_extension(parameters: list[str], env: Mapping[str, str]) -> dict[str, 
             "outside Lambda use SECRETS_SOURCE=ssm or env"
         )
     port = int(env.get("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT") or EXTENSION_PORT)
-    headers = {"X-Aws-Parameters-Secrets-Token": token}
-    values: dict[str, str] = {}
     deadline = time.monotonic() + EXTENSION_WAIT_SECONDS
-    for parameter in parameters:
-        path = (
-            f"/systemsmanager/parameters/get?name={quote(parameter, safe='')}&withDecryption=true"
-        )
-        while True:
-            connection = http.client.HTTPConnection("localhost", port, timeout=5)
-            try:
-                connection.request("GET", path, headers=headers)
-                response = connection.getresponse()
-                status, body = response.status, response.read()
-                break
-            except ConnectionRefusedError:
-                if time.monotonic() > deadline:
-                    raise ConfigurationError(
-                        f"cannot read SSM parameter {parameter}: nothing answers on "
-                        f"localhost:{port}; deploy with the Parameters and Secrets "
-                        "extension layer (serverless.yml) or set SECRETS_SOURCE=ssm"
-                    ) from None
-                time.sleep(0.02)
-            except OSError as exc:
-                raise ConfigurationError(
-                    f"cannot read SSM parameter {parameter} from the secrets extension: {exc}"
-                ) from None
-            finally:
-                connection.close()
-        if status == 404 or (status == 400 and b"ParameterNotFound" in body):
-            raise _missing([parameter])
-        if status != 200:
-            raise ConfigurationError(
-                f"cannot read SSM parameter {parameter}: the secrets extension answered "
-                f"{status}; check that the function's role may ssm:GetParameter it "
-                "(and kms:Decrypt its key)"
-            )
+    outcomes: dict[str, str | BaseException] = {}
+
+    def read(parameter: str) -> None:
         try:
-            values[parameter] = str(json.loads(body)["Parameter"]["Value"])
-        except (ValueError, KeyError, TypeError):
-            raise ConfigurationError(
-                f"cannot read SSM parameter {parameter}: unexpected answer from the extension"
-            ) from None
+            outcomes[parameter] = _extension_get(parameter, port, token, deadline)
+        except BaseException as exc:  # raised below, in the caller's thread
+            outcomes[parameter] = exc
+
+    threads = [threading.Thread(target=read, args=(p,), daemon=True) for p in parameters]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    values: dict[str, str] = {}
+    for parameter in parameters:  # the first failure in name order, whatever finished first
+        outcome = outcomes[parameter]
+        if isinstance(outcome, BaseException):
+            raise outcome
+        values[parameter] = outcome
     return values
+
+
+def _extension_get(parameter: str, port: int, token: str, deadline: float) -> str:
+    import http.client
+
+    path = f"/systemsmanager/parameters/get?name={quote(parameter, safe='')}&withDecryption=true"
+    headers = {"X-Aws-Parameters-Secrets-Token": token}
+    while True:
+        connection = http.client.HTTPConnection("localhost", port, timeout=5)
+        try:
+            connection.request("GET", path, headers=headers)
+            response = connection.getresponse()
+            status, body = response.status, response.read()
+            break
+        except ConnectionRefusedError:
+            if time.monotonic() > deadline:
+                raise ConfigurationError(
+                    f"cannot read SSM parameter {parameter}: nothing answers on "
+                    f"localhost:{port}; deploy with the Parameters and Secrets "
+                    "extension layer (serverless.yml) or set SECRETS_SOURCE=ssm"
+                ) from None
+            time.sleep(0.02)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot read SSM parameter {parameter} from the secrets extension: {exc}"
+            ) from None
+        finally:
+            connection.close()
+    if status == 404 or (status == 400 and b"ParameterNotFound" in body):
+        raise _missing([parameter])
+    if status != 200:
+        raise ConfigurationError(
+            f"cannot read SSM parameter {parameter}: the secrets extension answered "
+            f"{status}; check that the function's role may ssm:GetParameter it "
+            "(and kms:Decrypt its key)"
+        )
+    try:
+        return str(json.loads(body)["Parameter"]["Value"])
+    except (ValueError, KeyError, TypeError):
+        raise ConfigurationError(
+            f"cannot read SSM parameter {parameter}: unexpected answer from the extension"
+        ) from None
 
 
 def _from_ssm(parameters: list[str], env: Mapping[str, str]) -> dict[str, str]:  # noqa: ARG001

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -197,3 +198,34 @@ def test_ssm_without_aws_credentials_is_one_line_naming_the_parameter(tmp_path: 
     assert "/chat-functions/prod/supabase-anon-key" in done.stderr
     assert "no AWS credentials" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_the_extension_is_asked_for_every_parameter_at_once(extension: dict[str, str]) -> None:
+    # Given an extension that answers nobody until three requests are waiting,
+    # as SSM round trips overlap only when the requests do
+    waiting = threading.Barrier(3, timeout=2)
+    store = {f"/chat/prod/{n}": f"value-{n}" for n in ("a", "b", "c")}
+
+    class Slow(Extension):
+        def do_GET(self) -> None:
+            waiting.wait()
+            super().do_GET()
+
+    Slow.store = store
+    with serve(Slow) as url:
+        env = {**extension, "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT": url.rsplit(":", 1)[1]}
+        env |= {"A_SSM": "/chat/prod/a", "B_SSM": "/chat/prod/b", "C_SSM": "/chat/prod/c"}
+        # When a cold start loads them
+        loaded = load_ssm_parameters(env)
+    # Then all three were in flight together, and each landed in its setting
+    assert loaded == ["A", "B", "C"]
+    assert (env["A"], env["B"], env["C"]) == ("value-a", "value-b", "value-c")
+
+
+def test_of_several_failing_parameters_the_first_by_name_is_reported(
+    extension: dict[str, str],
+) -> None:
+    env = {**extension, "Z_SSM": "/chat/prod/zzz-missing", "A_SSM": "/chat/prod/aaa-missing"}
+    with pytest.raises(ConfigurationError) as failed:
+        load_ssm_parameters(env)
+    assert "/chat/prod/aaa-missing does not exist" in str(failed.value)
