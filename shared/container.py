@@ -91,7 +91,7 @@ def _build_transport() -> StdlibTransport:
     return transport
 
 
-_transport = _Slot(_build_transport)
+_transport = _Slot(_build_transport, lambda transport: transport.close())
 
 
 def http_transport() -> StdlibTransport:

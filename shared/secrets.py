@@ -134,9 +134,9 @@ def _extension_get(parameter: str, port: int, token: str, deadline: float) -> st
                     "extension layer (serverless.yml) or set SECRETS_SOURCE=ssm"
                 ) from None
             time.sleep(0.02)
-        except OSError as exc:
+        except (OSError, http.client.HTTPException) as exc:  # e.g. an answer cut short
             raise ConfigurationError(
-                f"cannot read SSM parameter {parameter} from the secrets extension: {exc}"
+                f"cannot read SSM parameter {parameter} from the secrets extension: {exc!r}"
             ) from None
         finally:
             connection.close()

@@ -87,5 +87,5 @@ def prime() -> PartialItemFailureResponse:
 
 if snapstart.enabled():
     prime()
-init_gc.resume()
 handler = traced(_handle, "bot-worker")
+init_gc.resume()  # last: tracing's imports (when on) are init's too

@@ -1,5 +1,8 @@
 """The project's signing keys, fetched once per container and refetched, at
 most every `min_refetch_seconds`, when a token names a key we do not know.
+A fetch that fails is not retried for `failure_backoff_seconds`: while Auth
+is down, tokens naming unknown keys (anyone can send those) must not each
+wait for another timed-out fetch.
 
 The keys are public, so a SnapStart snapshot may keep them (`prefetch` at
 init); a restored container's monotonic clock can be behind the one that
@@ -26,52 +29,64 @@ class JwksCache:
         http: httpx.Client,
         *,
         min_refetch_seconds: float = 30.0,
+        failure_backoff_seconds: float = 5.0,
         clock: Any = time.monotonic,
     ) -> None:
         self._url = url
         self._http = http
         self._min_refetch = min_refetch_seconds
+        self._failure_backoff = failure_backoff_seconds
         self._clock = clock
         self._keys: dict[str, VerifyingKey] = {}
         self._fetched_at: float | None = None
+        self._failed_at: float | None = None
         self._lock = threading.Lock()
 
     def key(self, kid: str) -> VerifyingKey | None:
-        """The key with this id, refetching the set if allowed; None if unknown."""
+        """The key with this id, refetching the set if allowed; None if
+        unknown; ServiceUnavailable while no key could ever be fetched."""
         known = self._keys.get(kid)
         if known is not None:
             return known
         with self._lock:
-            if kid not in self._keys and self._may_refetch():
-                self._keys = self._fetch()
+            if kid not in self._keys:
+                if self._may_refetch():
+                    self._keys = self._fetch()
+                elif self._failed_at is not None and not self._keys:
+                    raise _unavailable()
             return self._keys.get(kid)
 
     def prefetch(self) -> None:
         """Fetches the set once if never fetched; an outage is not an error
         here (the first token with a kid will try again)."""
         with self._lock:
-            if self._fetched_at is None:
+            if self._fetched_at is None and self._may_refetch():
                 with contextlib.suppress(ServiceUnavailable):
                     self._keys = self._fetch()
 
     def _may_refetch(self) -> bool:
-        if self._fetched_at is None:
+        if self._failed_at is not None:
+            last, interval = self._failed_at, self._failure_backoff
+        elif self._fetched_at is not None:
+            last, interval = self._fetched_at, self._min_refetch
+        else:
             return True
-        elapsed: float = self._clock() - self._fetched_at
-        return elapsed >= self._min_refetch or elapsed < 0
+        elapsed: float = self._clock() - last
+        return elapsed >= interval or elapsed < 0
 
     def _fetch(self) -> dict[str, VerifyingKey]:
-        self._fetched_at = self._clock()
+        started = self._clock()
         try:
             response = self._http.get(self._url)
             response.raise_for_status()
             document = response.json()
         except (httpx.HTTPError, ValueError) as exc:
             # Keep what we had: a known key still verifies while auth is down.
-            self._fetched_at = None
+            self._failed_at = started
             if self._keys:
                 return self._keys
-            raise ServiceUnavailable("cannot fetch signing keys", code="auth_unavailable") from exc
+            raise _unavailable() from exc
+        self._fetched_at, self._failed_at = started, None
         keys: dict[str, VerifyingKey] = {}
         for jwk in document.get("keys", []) if isinstance(document, dict) else []:
             if not isinstance(jwk, dict) or not jwk.get("kid"):
@@ -80,3 +95,7 @@ class JwksCache:
             if key is not None:  # a key we cannot use is simply not a candidate
                 keys[str(jwk["kid"])] = key
         return keys
+
+
+def _unavailable() -> ServiceUnavailable:
+    return ServiceUnavailable("cannot fetch signing keys", code="auth_unavailable")

@@ -25,7 +25,10 @@ import hmac
 import json
 import re
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ec import ECDSA
 
 _SEGMENT = re.compile(r"[A-Za-z0-9_-]*")
 _P256_COORDINATE_BYTES = 32
@@ -161,31 +164,12 @@ def _es256(jwk: Mapping[str, Any]) -> VerifyingKey | None:
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-    from cryptography.hazmat.primitives.hashes import SHA256
-
-    class Sha256Ecdsa(ec.ECDSA):
-        """ECDSA over SHA-256, to verify with. ec.ECDSA's constructor imports
-        cryptography's OpenSSL backend module (every cipher and mode, about
-        6 ms of a cold start) only to check whether deterministic signing is
-        supported, which verifying never uses; the public properties below
-        are all that the verifier reads."""
-
-        def __init__(self) -> None:
-            pass  # not ec.ECDSA's: see above
-
-        @property
-        def algorithm(self) -> SHA256:
-            return SHA256()
-
-        @property
-        def deterministic_signing(self) -> bool:
-            return False
 
     # Raises ValueError for a point not on the curve (an invalid-curve attack).
     public_key = ec.EllipticCurvePublicNumbers(
         int.from_bytes(x, "big"), int.from_bytes(y, "big"), ec.SECP256R1()
     ).public_key()
-    algorithm = Sha256Ecdsa()
+    algorithm = _ecdsa_over_sha256()
 
     def verify(signing_input: bytes, signature: bytes) -> bool:
         if len(signature) != 2 * _P256_COORDINATE_BYTES:
@@ -199,6 +183,43 @@ def _es256(jwk: Mapping[str, Any]) -> VerifyingKey | None:
         return True
 
     return VerifyingKey("ES256", verify)
+
+
+_ECDSA_OVER_SHA256: ECDSA | None = None
+
+
+def _ecdsa_over_sha256() -> ECDSA:
+    """ECDSA over SHA-256, to verify with (one instance: it holds no state).
+
+    ec.ECDSA's constructor imports cryptography's OpenSSL backend module
+    (every cipher and mode, about 6 ms of a cold start) only to check whether
+    deterministic signing is supported, which verifying never uses; this
+    subclass skips it and has the public properties the verifier reads. Should
+    a cryptography release forbid that, the error is loud (RuntimeError), not
+    every ES256 key silently dropped as unusable."""
+    global _ECDSA_OVER_SHA256
+    if _ECDSA_OVER_SHA256 is None:
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.hazmat.primitives.hashes import SHA256
+
+        try:
+
+            class Sha256Ecdsa(ec.ECDSA):
+                def __init__(self) -> None:
+                    pass  # not ec.ECDSA's: see above
+
+                @property
+                def algorithm(self) -> SHA256:
+                    return SHA256()
+
+                @property
+                def deterministic_signing(self) -> bool:
+                    return False
+
+            _ECDSA_OVER_SHA256 = Sha256Ecdsa()
+        except Exception as exc:
+            raise RuntimeError(f"cannot build ECDSA over SHA-256 to verify with: {exc}") from exc
+    return _ECDSA_OVER_SHA256
 
 
 def _rs256(jwk: Mapping[str, Any]) -> VerifyingKey | None:

@@ -185,5 +185,6 @@ def lambda_handler(
 
     if snapstart.enabled():
         prime(handler, app, prime_also)  # untraced: there is no trace during init
-    init_gc.resume()
-    return traced(handler, app.title)
+    entry = traced(handler, app.title)
+    init_gc.resume()  # last: tracing's imports (when on) are init's too
+    return entry

@@ -392,6 +392,7 @@ def test_each_artifact_ships_only_what_its_function_imports(
             unused[name] = [p for p in report["unused"] if p not in SHIPPED_UNUSED.get(name, {})]
             assert report["gc_enabled"], f"{name} left the garbage collector off after init"
             assert report["gc_frozen"] > 10_000, f"{name} did not freeze what its init built"
+            assert report["tracing_frozen"], f"{name} loaded its tracer after the freeze"
             if name != "bot_worker":  # the worker builds its model client per job
                 assert report["cas_loaded"] == 0, f"{name} parsed a CA bundle at cold start"
     assert unused == {name: [] for name in FUNCTIONS.values()}

@@ -4,6 +4,7 @@ keeps serving known keys while the auth server is down."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import httpx
 import pytest
@@ -77,3 +78,72 @@ def test_auth_down_on_first_fetch_is_a_503() -> None:
     )
     with pytest.raises(ServiceUnavailable):
         cache.key("any")
+
+
+class Auth:
+    """Auth's JWKS endpoint: answers `status` (the keys when 200), counts fetches."""
+
+    def __init__(self, keys: SigningKeys, status: int = 200, jwks: Any = None) -> None:
+        self.status, self.fetches = status, 0
+        self._jwks = keys.jwks() if jwks is None else jwks
+
+    def client(self) -> httpx.Client:
+        def reply(_: httpx.Request) -> httpx.Response:
+            self.fetches += 1
+            return httpx.Response(self.status, json=self._jwks if self.status == 200 else {})
+
+        return httpx.Client(transport=httpx.MockTransport(reply))
+
+
+def test_while_auth_is_down_tokens_do_not_each_wait_for_another_fetch() -> None:
+    # Given a container whose first JWKS fetch failed
+    keys, clock = SigningKeys(), Clock()
+    auth = Auth(keys, status=503)
+    cache = JwksCache("http://auth/jwks", auth.client(), failure_backoff_seconds=5, clock=clock)
+    with pytest.raises(ServiceUnavailable):
+        cache.key(keys.ec_kid)
+    # When more tokens come within the backoff
+    clock.now += 4
+    for kid in (keys.ec_kid, "made-up-1", "made-up-2"):
+        # Then each is answered 503 at once, without another fetch
+        with pytest.raises(ServiceUnavailable):
+            cache.key(kid)
+    assert auth.fetches == 1
+    # and once it is over the next token fetches again (Auth is back: its key is found)
+    auth.status = 200
+    clock.now += 2
+    assert cache.key(keys.ec_kid) is not None
+    assert auth.fetches == 2
+
+
+def test_with_known_keys_an_outage_backs_off_unknown_kids_too() -> None:
+    # Given known keys, then Auth down when a token names a new kid
+    keys, clock = SigningKeys(), Clock()
+    auth = Auth(keys)
+    cache = JwksCache(
+        "http://auth/jwks",
+        auth.client(),
+        min_refetch_seconds=30,
+        failure_backoff_seconds=5,
+        clock=clock,
+    )
+    assert cache.key(keys.ec_kid) is not None
+    auth.status = 503
+    clock.now += 31
+    assert cache.key("new-1") is None
+    # When more unknown kids come within the backoff
+    assert cache.key("new-2") is None
+    assert cache.key("new-3") is None
+    # Then only the first fetched, and the known key still verifies
+    assert auth.fetches == 2
+    assert cache.key(keys.ec_kid) is not None
+
+
+def test_a_project_without_asymmetric_keys_refuses_unknown_kids_as_401_not_503() -> None:
+    # Given a JWKS that answers with no keys (an HS256-only project)
+    auth = Auth(SigningKeys(), jwks={"keys": []})
+    cache = JwksCache("http://auth/jwks", auth.client(), clock=Clock())
+    # When tokens name kids, Then they are unknown keys (not "auth unavailable")
+    assert cache.key("a") is None
+    assert cache.key("b") is None
+    assert auth.fetches == 1

@@ -225,7 +225,45 @@ def test_the_extension_is_asked_for_every_parameter_at_once(extension: dict[str,
 def test_of_several_failing_parameters_the_first_by_name_is_reported(
     extension: dict[str, str],
 ) -> None:
-    env = {**extension, "Z_SSM": "/chat/prod/zzz-missing", "A_SSM": "/chat/prod/aaa-missing"}
-    with pytest.raises(ConfigurationError) as failed:
-        load_ssm_parameters(env)
+    # Given two missing parameters, the one first by name answered last
+    last_answered = threading.Event()
+
+    class LateForAaa(Extension):
+        def do_GET(self) -> None:
+            if "aaa" in self.path:
+                last_answered.wait(timeout=2)
+            super().do_GET()
+            if "zzz" in self.path:
+                last_answered.set()
+
+    with serve(LateForAaa) as url:
+        env = {**extension, "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT": url.rsplit(":", 1)[1]}
+        env |= {"Z_SSM": "/chat/prod/zzz-missing", "A_SSM": "/chat/prod/aaa-missing"}
+        # When a cold start loads them
+        with pytest.raises(ConfigurationError) as failed:
+            load_ssm_parameters(env)
+    # Then the error names the first by name, whichever failed first
     assert "/chat/prod/aaa-missing does not exist" in str(failed.value)
+
+
+def test_an_answer_cut_short_is_one_line_naming_the_parameter(
+    extension: dict[str, str],
+) -> None:
+    # Given an extension that promises a body and hangs up five bytes into it
+    class CutShort(Extension):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "100")
+            self.end_headers()
+            self.wfile.write(b'{"Par')
+            self.close_connection = True
+
+    with serve(CutShort) as url:
+        env = {**extension, "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT": url.rsplit(":", 1)[1]}
+        env["WEBHOOK_SECRET_SSM"] = "/chat/prod/webhook-secret"
+        # When a cold start loads it
+        with pytest.raises(ConfigurationError) as failed:
+            load_ssm_parameters(env)
+    # Then the configuration error names it (not http.client's IncompleteRead)
+    assert "/chat/prod/webhook-secret" in str(failed.value)
+    assert "secrets extension" in str(failed.value)

@@ -32,10 +32,19 @@ handler = __import__(f"functions.{module}.handler", fromlist=["handler"]).handle
 from shared import snapstart
 from shared.auth.principal import Principal
 
-report = {"principals_after_priming": sum(isinstance(o, Principal) for o in gc.get_objects())}
+def every_object():
+    # Init ends with gc.freeze() on Lambda, and get_objects() skips frozen ones.
+    gc.unfreeze()
+    try:
+        return gc.get_objects()
+    finally:
+        gc.freeze()
+
+report = {"frozen_at_init": gc.get_freeze_count(),
+          "principals_after_priming": sum(isinstance(o, Principal) for o in every_object())}
 snapstart.run_before_snapshot()
 report["open_sockets_in_snapshot"] = sum(
-    isinstance(o, socket.socket) and o.fileno() != -1 for o in gc.get_objects()
+    isinstance(o, socket.socket) and o.fileno() != -1 for o in every_object()
 )
 print("SNAPSHOT", flush=True)
 sys.stdin.readline()  # the test notes what the server saw before the snapshot
@@ -162,6 +171,7 @@ def _env(url: str, keys: SigningKeys) -> dict[str, str]:
         "SUPABASE_ANON_KEY": keys.anon_key(),
         "ALLOWED_ORIGINS": "https://app.example.test",
         "AWS_LAMBDA_INITIALIZATION_TYPE": "snap-start",
+        "AWS_LAMBDA_FUNCTION_NAME": "snapstart-probe",  # init as on Lambda (shared.init_gc)
         "LOG_LEVEL": "WARNING",
         "SECRETS_SOURCE": "env",
     }
@@ -201,6 +211,7 @@ def test_a_restored_function_serves_with_fresh_connections_and_its_own_randomnes
         ("GET", "/auth/v1/.well-known/jwks.json", False)
     ]
     assert report["principals_after_priming"] == 0
+    assert report["frozen_at_init"] > 0  # (counted through Lambda's frozen heap too)
     # and no socket is in the snapshot
     assert report["open_sockets_in_snapshot"] == 0
 
@@ -239,6 +250,7 @@ def test_the_bot_functions_prime_and_snapshot_without_sockets(
     before, report = _restore(module, None, env, stand_in)
     # Then priming called no database, and the snapshot holds no socket
     assert [m for _, m, *_ in before if m == "POST"] == []
+    assert report["frozen_at_init"] > 0
     assert report["open_sockets_in_snapshot"] == 0
     # and restored copies do not share a random sequence
     first, second = report["restored"]
