@@ -12,6 +12,7 @@ blocking it until the old clock's time comes round again."""
 from __future__ import annotations
 
 import contextlib
+import math
 import threading
 import time
 from typing import Any
@@ -53,7 +54,7 @@ class JwksCache:
                 if self._may_refetch():
                     self._keys = self._fetch()
                 elif self._failed_at is not None and not self._keys:
-                    raise _unavailable()
+                    raise self._unavailable()
             return self._keys.get(kid)
 
     def prefetch(self) -> None:
@@ -63,6 +64,14 @@ class JwksCache:
             if self._fetched_at is None and self._may_refetch():
                 with contextlib.suppress(ServiceUnavailable):
                     self._keys = self._fetch()
+
+    def _unavailable(self) -> ServiceUnavailable:
+        """Retry-After: when this container will next try to fetch."""
+        return ServiceUnavailable(
+            "cannot fetch signing keys",
+            code="auth_unavailable",
+            retry_after=max(1, math.ceil(self._failure_backoff)),
+        )
 
     def _may_refetch(self) -> bool:
         if self._failed_at is not None:
@@ -85,7 +94,7 @@ class JwksCache:
             self._failed_at = started
             if self._keys:
                 return self._keys
-            raise _unavailable() from exc
+            raise self._unavailable() from exc
         self._fetched_at, self._failed_at = started, None
         keys: dict[str, VerifyingKey] = {}
         for jwk in document.get("keys", []) if isinstance(document, dict) else []:
@@ -95,7 +104,3 @@ class JwksCache:
             if key is not None:  # a key we cannot use is simply not a candidate
                 keys[str(jwk["kid"])] = key
         return keys
-
-
-def _unavailable() -> ServiceUnavailable:
-    return ServiceUnavailable("cannot fetch signing keys", code="auth_unavailable")

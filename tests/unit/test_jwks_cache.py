@@ -105,9 +105,10 @@ def test_while_auth_is_down_tokens_do_not_each_wait_for_another_fetch() -> None:
     # When more tokens come within the backoff
     clock.now += 4
     for kid in (keys.ec_kid, "made-up-1", "made-up-2"):
-        # Then each is answered 503 at once, without another fetch
-        with pytest.raises(ServiceUnavailable):
+        # Then each is answered 503 at once, without another fetch, saying when to retry
+        with pytest.raises(ServiceUnavailable) as refused:
             cache.key(kid)
+        assert refused.value.retry_after == 5
     assert auth.fetches == 1
     # and once it is over the next token fetches again (Auth is back: its key is found)
     auth.status = 200
