@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import sys
 import threading
-import weakref
 from collections.abc import Callable
 from importlib.util import find_spec
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -80,15 +79,12 @@ def _build_tls_context() -> ssl.SSLContext:
 
 
 _tls_context = _Slot(_build_tls_context)
-_transports: weakref.WeakSet[StdlibTransport] = weakref.WeakSet()
 
 
 def _build_transport() -> StdlibTransport:
     from shared.http_transport import StdlibTransport
 
-    transport = StdlibTransport(_tls_context.get())
-    _transports.add(transport)
-    return transport
+    return StdlibTransport(_tls_context.get())
 
 
 _transport = _Slot(_build_transport, lambda transport: transport.close())
@@ -114,9 +110,9 @@ def http_client(timeout: float, *, connect: float | None = None, **options: Any)
 
 
 def close_connections() -> None:
-    """Closes every pooled HTTP connection (of every transport built, also
-    before a `reset`); the clients reconnect on next use."""
-    for transport in list(_transports):
+    """Closes every pooled HTTP connection; the clients reconnect on next use."""
+    transport = _transport.peek()
+    if transport is not None:
         transport.close()
 
 

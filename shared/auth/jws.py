@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import json
@@ -185,9 +186,7 @@ def _es256(jwk: Mapping[str, Any]) -> VerifyingKey | None:
     return VerifyingKey("ES256", verify)
 
 
-_ECDSA_OVER_SHA256: ECDSA | None = None
-
-
+@functools.cache
 def _ecdsa_over_sha256() -> ECDSA:
     """ECDSA over SHA-256, to verify with (one instance: it holds no state).
 
@@ -197,29 +196,26 @@ def _ecdsa_over_sha256() -> ECDSA:
     subclass skips it and has the public properties the verifier reads. Should
     a cryptography release forbid that, the error is loud (RuntimeError), not
     every ES256 key silently dropped as unusable."""
-    global _ECDSA_OVER_SHA256
-    if _ECDSA_OVER_SHA256 is None:
-        from cryptography.hazmat.primitives.asymmetric import ec
-        from cryptography.hazmat.primitives.hashes import SHA256
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.hashes import SHA256
 
-        try:
+    try:
 
-            class Sha256Ecdsa(ec.ECDSA):
-                def __init__(self) -> None:
-                    pass  # not ec.ECDSA's: see above
+        class Sha256Ecdsa(ec.ECDSA):
+            def __init__(self) -> None:
+                pass  # not ec.ECDSA's: see above
 
-                @property
-                def algorithm(self) -> SHA256:
-                    return SHA256()
+            @property
+            def algorithm(self) -> SHA256:
+                return SHA256()
 
-                @property
-                def deterministic_signing(self) -> bool:
-                    return False
+            @property
+            def deterministic_signing(self) -> bool:
+                return False
 
-            _ECDSA_OVER_SHA256 = Sha256Ecdsa()
-        except Exception as exc:
-            raise RuntimeError(f"cannot build ECDSA over SHA-256 to verify with: {exc}") from exc
-    return _ECDSA_OVER_SHA256
+        return Sha256Ecdsa()
+    except Exception as exc:
+        raise RuntimeError(f"cannot build ECDSA over SHA-256 to verify with: {exc}") from exc
 
 
 def _rs256(jwk: Mapping[str, Any]) -> VerifyingKey | None:
