@@ -398,7 +398,9 @@ def test_each_artifact_ships_only_what_its_function_imports(
     assert unused == {name: [] for name in FUNCTIONS.values()}
 
 
-def test_secrets_come_from_the_extension_layer(packaged: dict[str, Any]) -> None:
+def test_secrets_come_from_the_extension_layer_and_no_plugin_is_looked_for(
+    packaged: dict[str, Any],
+) -> None:
     functions = [
         v["Properties"]
         for v in packaged["Resources"].values()
@@ -406,6 +408,8 @@ def test_secrets_come_from_the_extension_layer(packaged: dict[str, Any]) -> None
     ]
     for props in functions:
         assert props["Environment"]["Variables"]["SECRETS_SOURCE"] == "extension"
+        # and the first model built does not scan every distribution for plugins
+        assert props["Environment"]["Variables"]["PYDANTIC_DISABLE_PLUGINS"] == "__all__"
         (layer,) = props["Layers"]
         assert ":layer:AWS-Parameters-and-Secrets-Lambda-Extension:" in layer
         assert "SnapStart" not in props  # opt-in only
