@@ -59,6 +59,13 @@ _IMPORT_NAME = {"pyjwt": "jwt", "opentelemetry_api": "opentelemetry"}
 # HTTP/2 for httpx: every client we build speaks HTTP/1.1 (postgrest-py is
 # given ours), so httpx never imports these.
 NEVER_IMPORTED = {"h2", "hpack", "hyperframe"}
+# Subpackages left out of every artifact. pydantic.v1, the Pydantic 1 API kept
+# inside Pydantic 2: FastAPI imports it, when it builds each route, only to
+# check that no model is a v1 one (and falls back to "none is" when it cannot
+# be imported, as it will once Pydantic drops it). Nothing here uses v1
+# models (FastAPI refuses them anyway), and the import costs every cold
+# start 25-40 ms (benchmarks/README.md).
+NEVER_IMPORTED_SUBPACKAGES = {"pydantic": {"v1"}}
 
 
 def run(*args: str) -> None:
@@ -140,6 +147,8 @@ def stage(name: str, deps: Path) -> Path:
         noise = set(DEPENDENCY_NOISE(folder, entries))
         if Path(folder) == deps:
             noise |= {e for e in entries if _top_level(e) in skip}
+        elif Path(folder).parent == deps:
+            noise |= NEVER_IMPORTED_SUBPACKAGES.get(Path(folder).name, set()) & set(entries)
         return noise
 
     shutil.copytree(deps, root, ignore=not_imported)
