@@ -8,7 +8,7 @@ set: through the Parameters and Secrets extension, and through boto3 as
 before), the artifact of a baseline commit (COLD_START_BASELINE, the code
 before this work), and the first request after a SnapStart restore.
 
-    COLD_START_RUNS=7 uv run python -m benchmarks.cold_start
+    COLD_START_RUNS=15 uv run python -m benchmarks.cold_start
 """
 
 from __future__ import annotations
@@ -36,10 +36,14 @@ from tests.support.tokens import SigningKeys
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / ".local" / "bench"
-RUNS = int(os.environ.get("COLD_START_RUNS", "7"))
+RUNS = int(os.environ.get("COLD_START_RUNS", "15"))
 # The code before the cold-start work (issue 11); empty to skip.
 BASELINE = os.environ.get("COLD_START_BASELINE", "33cbe4b")
 RATIO_GOAL = 1.15
+# The configurations the ratio goal is for: secrets in the environment, and
+# as deployed (the extension). boto3's path is kept for `sls invoke local`.
+OURS_ENV, OURS_DEPLOYED = "ours, env secrets", "ours, SSM via the extension (deployed)"
+GOAL_VARIANTS = (OURS_ENV, OURS_DEPLOYED)
 RESTORE_GOAL_MS = 5.0
 RUNTIME = BENCH / "runtime"
 WEBHOOK_SECRET = "a-long-enough-webhook-secret"
@@ -371,9 +375,9 @@ def run() -> list[Row]:
                 Variant("floor: FastAPI + Mangum", floor, [floor_libraries], plain),
                 Variant(FLOOR_GC_LABEL, FLOOR_GC.format(method=case.method, path=case.path,
                         params=params), [artifact], {**plain, **DEPLOYED_SETTINGS}),
-                Variant("ours, env secrets", OURS.format(module=case.module), [artifact],
+                Variant(OURS_ENV, OURS.format(module=case.module), [artifact],
                         {**plain, **DEPLOYED_SETTINGS}),
-                Variant("ours, SSM via the extension (deployed)", OURS.format(module=case.module),
+                Variant(OURS_DEPLOYED, OURS.format(module=case.module),
                         [artifact], {**extension, **DEPLOYED_SETTINGS}),
                 Variant("ours, SSM via boto3", OURS.format(module=case.module),
                         [artifact], {**boto, **DEPLOYED_SETTINGS}),
@@ -411,21 +415,34 @@ def run() -> list[Row]:
     return rows
 
 
+def _paired(variant: Variant, reference: Variant) -> float:
+    """The median of the per-round ratios to `reference`. A round runs every
+    variant once, seconds apart; this machine has phases of running a third
+    slower that last several seconds, which a ratio of medians across all
+    rounds mixes in and a per-round ratio mostly cancels."""
+    return statistics.median(
+        ours["response"] / theirs["response"]
+        for ours, theirs in zip(variant.samples, reference.samples, strict=True)
+    )
+
+
 def _rows(case: Case, variants: list[Variant]) -> list[Row]:
-    floor, floor_wall = variants[0].median("response"), variants[0].median("wall")
-    floor_gc = next(v for v in variants if v.label == FLOOR_GC_LABEL).median("response")
+    floor, floor_gc = variants[0], next(v for v in variants if v.label == FLOOR_GC_LABEL)
+    floor_wall = floor.median("wall")
     rows = []
     for variant in variants:
         response, wall = variant.median("response"), variant.median("wall")
         split = f"import {variant.median('import'):.0f} + first {variant.median('first'):.0f}"
-        ratio = response / floor
+        paired = _paired(variant, floor)
         goal, met, same_gc = "", None, ""
-        if variant.label.startswith("ours"):
-            goal, met = f"<= {RATIO_GOAL} x floor", ratio <= RATIO_GOAL
-            same_gc = f" ({response / floor_gc:.2f} x the floor with the same init settings)"
+        if variant.label in GOAL_VARIANTS:
+            goal, met = f"<= {RATIO_GOAL} x floor (per round)", paired <= RATIO_GOAL
+            same_gc = (f"; x the floor with our libraries and settings: {_paired(variant, floor_gc):.2f}"
+                       f" per round, {response / floor_gc.median('response'):.2f} of medians")  # fmt: skip
         rows.append(
             Row(f"cold start {case.name}", variant.label,
-                f"{response:.0f} ms to response ({split}) = {ratio:.2f} x floor{same_gc};"
+                f"{response:.0f} ms to response ({split}); x floor: {paired:.2f} per round,"
+                f" {response / floor.median('response'):.2f} of medians{same_gc};"
                 f" whole process {wall:.0f} ms = {wall / floor_wall:.2f} x", goal, met)
         )  # fmt: skip
     return rows
