@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import statistics
 import subprocess
@@ -109,6 +110,7 @@ print("BENCH " + json.dumps({{"import": (imported - start) * 1000, "first": (don
 # (scripts/package_functions.py); ours / this isolates what our code adds.
 # The floor itself is FastAPI and Mangum as pip installs them.
 FLOOR_GC_LABEL = "floor, with ours' libraries and init settings"
+FLOOR_AGAIN_LABEL = "floor again (A/A: the noise of this run)"
 # What serverless.yml's environment sets for every function, besides secrets.
 DEPLOYED_SETTINGS = {"PYDANTIC_DISABLE_PLUGINS": "__all__"}
 FLOOR_GC = FLOOR.replace(
@@ -373,6 +375,8 @@ def run() -> list[Row]:
             floor = FLOOR.format(method=case.method, path=case.path, params=params)
             variants = [
                 Variant("floor: FastAPI + Mangum", floor, [floor_libraries], plain),
+                # The floor again: its ratio to the floor is this run's noise.
+                Variant(FLOOR_AGAIN_LABEL, floor, [floor_libraries], plain),
                 Variant(FLOOR_GC_LABEL, FLOOR_GC.format(method=case.method, path=case.path,
                         params=params), [artifact], {**plain, **DEPLOYED_SETTINGS}),
                 Variant(OURS_ENV, OURS.format(module=case.module), [artifact],
@@ -396,8 +400,11 @@ def run() -> list[Row]:
             for variant in variants:  # warm the page cache
                 _sample(python, variant, case.event, env)
                 variant.samples.clear()
+            # Each round in its own order, so no variant always runs right
+            # after the same neighbour; seeded, so a run can be repeated.
+            order = random.Random(f"{case.name} {RUNS}")
             for _ in range(RUNS):
-                for variant in variants:
+                for variant in order.sample(variants, len(variants)):
                     _sample(python, variant, case.event, env)
             rows += _rows(case, variants)
             restore = Variant("restore", RESTORE.format(module=case.module), [artifact],

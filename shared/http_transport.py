@@ -29,12 +29,12 @@ import http.client
 import select
 import socket
 import ssl
-import sys
 import threading
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
+
+from shared.connections import Connection, TlsConnection
 
 _Origin = tuple[str, str, int]
 _READ_SIZE = 64 * 1024
@@ -112,46 +112,15 @@ class StdlibTransport(httpx.BaseTransport):
         connect_timeout = timeouts.get("connect")
         connection: http.client.HTTPConnection
         if scheme == "https":
-            connection = _TlsConnection(host, port, connect_timeout, self._ssl_context)
+            connection = TlsConnection(host, port, connect_timeout, self._ssl_context)
         else:
-            connection = _Connection(host, port, timeout=connect_timeout)
+            connection = Connection(host, port, timeout=connect_timeout)
         try:
             connection.connect()
         except BaseException as exc:
             connection.close()
             raise _as_httpx(exc, request, "connect") from exc
         return connection
-
-
-class _Connection(http.client.HTTPConnection):
-    """http.client's connection, resolving its (ASCII) host as bytes: given a
-    str, getaddrinfo runs it through the idna codec, whose first use imports
-    encodings.idna and stringprep, about 2.7 ms of every cold start's first
-    request."""
-
-    def connect(self) -> None:
-        sys.audit("http.client.connect", self, self.host, self.port)
-        # getaddrinfo takes bytes (typeshed says str only).
-        address: tuple[Any, int] = (self.host.encode("ascii"), self.port)
-        self.sock = socket.create_connection(address, self.timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
-class _TlsConnection(_Connection):
-    """TLS on the given context; the name it verifies (and sends as SNI) is the
-    host, as bytes for the same reason (ssl encodes a str with the idna codec)."""
-
-    def __init__(
-        self, host: str, port: int, timeout: float | None, context: ssl.SSLContext
-    ) -> None:
-        super().__init__(host, port, timeout=timeout)
-        self._tls_context = context
-
-    def connect(self) -> None:
-        super().connect()
-        self.sock = self._tls_context.wrap_socket(
-            self.sock, server_hostname=self.host.encode("ascii")
-        )
 
 
 class _ResponseStream(httpx.SyncByteStream):

@@ -117,10 +117,12 @@ def _from_extension(parameters: list[str], env: Mapping[str, str]) -> dict[str, 
 def _extension_get(parameter: str, port: int, token: str, deadline: float) -> str:
     import http.client
 
+    from shared.connections import Connection
+
     path = f"/systemsmanager/parameters/get?name={quote(parameter, safe='')}&withDecryption=true"
     headers = {"X-Aws-Parameters-Secrets-Token": token}
     while True:
-        connection = http.client.HTTPConnection("localhost", port, timeout=5)
+        connection = Connection("localhost", port, timeout=5)
         try:
             connection.request("GET", path, headers=headers)
             response = connection.getresponse()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -291,7 +292,7 @@ def test_the_first_request_does_not_load_the_idna_codec(https_server: tuple[Path
     def first_request(url: str) -> dict[str, object]:
         done = subprocess.run(
             [sys.executable, "-c", _FIRST_REQUEST, url, str(cas)],
-            capture_output=True, text=True, check=True, cwd=ROOT, env=env,
+            capture_output=True, text=True, check=True, cwd=ROOT, env=env, timeout=60,
         )  # fmt: skip
         return dict(json.loads(done.stdout))
 
@@ -302,3 +303,23 @@ def test_the_first_request_does_not_load_the_idna_codec(https_server: tuple[Path
     # Then it is answered without the codec's modules (encodings.idna and
     # stringprep: ~2.7 ms of a cold start) ever being imported
     assert answers == [{"text": "ok", "before": False, "after": False}] * 2
+
+
+def test_an_internationalised_host_is_resolved_as_its_idna_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given the network edge, recording what is resolved and refusing it
+    resolved: list[tuple[object, int]] = []
+
+    def refuse(address: tuple[object, int], *_: object) -> None:
+        resolved.append(address)
+        raise ConnectionRefusedError("refused")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+    # When a client asks for a host written in Unicode
+    with pytest.raises(httpx.ConnectError):
+        _client().get("http://bücher.example:8080/")
+
+    # Then DNS is asked for the name the Host header carries (IDNA 2008)
+    assert resolved == [(b"xn--bcher-kva.example", 8080)]
