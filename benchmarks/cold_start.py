@@ -109,11 +109,11 @@ print("BENCH " + json.dumps({{"import": (imported - start) * 1000, "first": (don
 # pydantic plugin scan (serverless.yml's environment), no pydantic.v1
 # (scripts/package_functions.py); ours / this isolates what our code adds.
 # The floor itself is FastAPI and Mangum as pip installs them.
-FLOOR_GC_LABEL = "floor, with ours' libraries and init settings"
+FLOOR_OURS_SETUP_LABEL = "floor, with ours' libraries and init settings"
 FLOOR_AGAIN_LABEL = "floor again (A/A: the noise of this run)"
 # What serverless.yml's environment sets for every function, besides secrets.
 DEPLOYED_SETTINGS = {"PYDANTIC_DISABLE_PLUGINS": "__all__"}
-FLOOR_GC = FLOOR.replace(
+FLOOR_OURS_SETUP = FLOOR.replace(
     "start = time.perf_counter()\n", "start = time.perf_counter()\nimport gc; gc.disable()\n", 1
 )
 
@@ -377,7 +377,7 @@ def run() -> list[Row]:
                 Variant("floor: FastAPI + Mangum", floor, [floor_libraries], plain),
                 # The floor again: its ratio to the floor is this run's noise.
                 Variant(FLOOR_AGAIN_LABEL, floor, [floor_libraries], plain),
-                Variant(FLOOR_GC_LABEL, FLOOR_GC.format(method=case.method, path=case.path,
+                Variant(FLOOR_OURS_SETUP_LABEL, FLOOR_OURS_SETUP.format(method=case.method, path=case.path,
                         params=params), [artifact], {**plain, **DEPLOYED_SETTINGS}),
                 Variant(OURS_ENV, OURS.format(module=case.module), [artifact],
                         {**plain, **DEPLOYED_SETTINGS}),
@@ -434,22 +434,25 @@ def _paired(variant: Variant, reference: Variant) -> float:
 
 
 def _rows(case: Case, variants: list[Variant]) -> list[Row]:
-    floor, floor_gc = variants[0], next(v for v in variants if v.label == FLOOR_GC_LABEL)
+    floor, floor_ours_setup = (
+        variants[0],
+        next(v for v in variants if v.label == FLOOR_OURS_SETUP_LABEL),
+    )
     floor_wall = floor.median("wall")
     rows = []
     for variant in variants:
         response, wall = variant.median("response"), variant.median("wall")
         split = f"import {variant.median('import'):.0f} + first {variant.median('first'):.0f}"
         paired = _paired(variant, floor)
-        goal, met, same_gc = "", None, ""
+        goal, met, same_setup = "", None, ""
         if variant.label in GOAL_VARIANTS:
             goal, met = f"<= {RATIO_GOAL} x floor (per round)", paired <= RATIO_GOAL
-            same_gc = (f"; x the floor with our libraries and settings: {_paired(variant, floor_gc):.2f}"
-                       f" per round, {response / floor_gc.median('response'):.2f} of medians")  # fmt: skip
+            same_setup = (f"; x the floor with our libraries and settings: {_paired(variant, floor_ours_setup):.2f}"
+                       f" per round, {response / floor_ours_setup.median('response'):.2f} of medians")  # fmt: skip
         rows.append(
             Row(f"cold start {case.name}", variant.label,
                 f"{response:.0f} ms to response ({split}); x floor: {paired:.2f} per round,"
-                f" {response / floor.median('response'):.2f} of medians{same_gc};"
+                f" {response / floor.median('response'):.2f} of medians{same_setup};"
                 f" whole process {wall:.0f} ms = {wall / floor_wall:.2f} x", goal, met)
         )  # fmt: skip
     return rows

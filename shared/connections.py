@@ -4,8 +4,8 @@ Given a str host, `socket.getaddrinfo` (and `ssl`, for the name it verifies
 and sends as SNI) runs it through the idna codec, whose first use imports
 encodings.idna and stringprep: about 2.7 ms of a cold start, for names that
 are ASCII already (httpx has IDNA-encoded the URL's host; the secrets
-extension is `localhost`). Every outbound connection is opened here, so no
-cold start pays it.
+extension is `localhost`). Every connection our code opens is one of these
+(boto3's, on its own paths, are botocore's).
 """
 
 from __future__ import annotations
