@@ -32,6 +32,7 @@ EXPECTED: dict[str, frozenset[str]] = {
     "private.my_being_ids()": AUTHENTICATED,
     "private.my_space_ids()": AUTHENTICATED,
     "private.is_chat_topic_participant(text)": AUTHENTICATED,
+    "private.is_space_topic_member(text)": AUTHENTICATED,
     # Internals: called by SECURITY DEFINER functions and triggers only
     "private.set_modified_at()": NOBODY,
     "private.sync_chat_user()": NOBODY,

@@ -4,6 +4,8 @@ the next token), postgres_changes as each change wrote the row."""
 
 from __future__ import annotations
 
+import json
+import logging
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -19,6 +21,7 @@ from infra.dev.realtime.server import ApiKeys, RealtimeServer
 from infra.local.cluster import BOOTSTRAP_SUPERUSER, PgCluster
 from shared.auth.jwks import JwksCache
 from shared.auth.verifier import TokenVerifier
+from tests.support.spaces import make_world
 
 pytestmark = pytest.mark.db
 
@@ -200,3 +203,55 @@ def test_postgres_changes_stay_checked_per_row_and_subscriber(
     # Then only the visible one arrives
     assert client.next("postgres_changes").payload["data"]["record"] == {"id": 2, "secret": False}
     assert client.nothing("postgres_changes")
+
+
+def test_what_it_cannot_handle_is_logged_in_one_line_and_the_next_message_arrives(
+    admin: psycopg.Connection[Any], client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given a member of #lounge following its intentions and its public broadcasts
+    world = make_world(admin)
+    binding = {"event": "INSERT", "schema": "public", "table": "intentions"}
+    guest = _token(sub=str(world.guest.id))
+    assert client.join("lounge", {"postgres_changes": [binding]}, guest).payload["status"] == "ok"
+    assert client.next("system").payload["status"] == "ok"
+    hostile = "[" * 5000 + "]" * 5000  # 10 KB, inside the content limit, too deep for json.loads
+    caplog.set_level(logging.INFO, logger="dev.realtime")
+
+    # When the member says something nested 5,000 levels deep, the database
+    # broadcasts as deep a payload, and a client sends as deep a frame
+    _say_as(admin, world.guest.claims(), "/msg-hostile", hostile)
+    admin.execute(
+        "select realtime.send(jsonb_build_object('deep', %s::jsonb), 'deep', 'lounge', false)",
+        (hostile,),
+    )
+    client.ws.send(hostile)
+    client.ws.send(encode(Frame(None, "beat", "phoenix", "heartbeat", {}), "2.0.0"))
+    assert client.next("phx_reply").payload["status"] == "ok"  # the connection lives on
+
+    # Then a normal utterance and a normal broadcast still arrive
+    _say_as(admin, world.guest.claims(), "/msg-after", '{"text": "still here"}')
+    admin.execute("select realtime.send('{\"n\": 1}', 'fine', 'lounge', false)")
+    arrived = [client.next("postgres_changes").payload["data"]["record"]["id"]]
+    assert arrived == ["/msg-after"]
+    assert client.next("broadcast").payload["event"] == "fine"
+
+    # And each thing it could not handle left one line in the log, no traceback
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 2, [r.getMessage() for r in warnings]
+    assert all("RecursionError" in r.getMessage() and r.exc_info is None for r in warnings)
+    assert any("unreadable frame" in r.getMessage() for r in caplog.records)
+
+
+def _say_as(conn: psycopg.Connection[Any], claims: dict[str, Any], said: str, content: str) -> None:
+    """An utterance in #lounge through RLS, as PostgREST would insert it."""
+    with conn.transaction():
+        conn.execute(
+            "select set_config('role', 'authenticated', true),"
+            " set_config('request.jwt.claims', %s, true)",
+            (json.dumps(claims),),
+        )
+        conn.execute(
+            "insert into public.intentions (id, name, type, owner_id, location_id, state, content)"
+            " values (%s, 'Message', 'utterance', '@guest', '#lounge', 'complete', %s::jsonb)",
+            (said, content),
+        )

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,9 +96,31 @@ def run(command: list[str], env: dict[str, str], timeout: float = 180) -> subpro
                           timeout=timeout, check=False)  # fmt: skip
 
 
+@contextmanager
+def scratch() -> Iterator[Path]:
+    """A folder for make dev's data, not under pytest's basetemp: a concurrent
+    pytest run resets that folder to 0700, and the server (the postgres
+    user) loses its way in."""
+    root = Path(tempfile.mkdtemp(prefix="chat-dev-test-"))
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def data_root() -> Iterator[Path]:
+    with scratch() as root:
+        yield root
+
+
 @pytest.fixture(scope="module")
-def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
-    data = tmp_path_factory.mktemp("dev") / "data"
+def dev() -> Iterator[DevServer]:
+    with scratch() as root:
+        yield from _running_dev(root / "data")
+
+
+def _running_dev(data: Path) -> Iterator[DevServer]:
     server = start_dev(data)
     published = ROOT / ".local" / "dev-stacks" / f"{server.port}.json"
     assert json.loads(published.read_text())["api_url"] == f"http://127.0.0.1:{server.port}"
@@ -196,9 +221,9 @@ def test_make_invoke_fails_on_a_5xx() -> None:
     assert "make invoke: the function answered 503" in done.stderr
 
 
-def test_make_dev_recovers_after_being_killed(tmp_path: Path) -> None:
+def test_make_dev_recovers_after_being_killed(data_root: Path) -> None:
     # Given make dev was killed with SIGKILL: its PostgreSQL keeps running
-    data = tmp_path / "dev"
+    data = data_root / "dev"
     first = start_dev(data)
     os.killpg(first.process.pid, signal.SIGKILL)
     first.process.wait(timeout=10)
@@ -229,7 +254,7 @@ def test_make_dev_recovers_after_being_killed(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("taken", ["DEV_PG_PORT", "PORT"])
-def test_a_port_in_use_is_named_with_what_to_do(tmp_path: Path, taken: str) -> None:
+def test_a_port_in_use_is_named_with_what_to_do(data_root: Path, taken: str) -> None:
     # Given another program listens on one of make dev's ports
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as squatter:
         squatter.bind(("127.0.0.1", 0))
@@ -240,7 +265,7 @@ def test_a_port_in_use_is_named_with_what_to_do(tmp_path: Path, taken: str) -> N
 
         # When make dev starts
         done = run([sys.executable, "-m", "infra.dev"],
-                   clean_env(**ports, DEV_DATA_DIR=str(tmp_path / "dev")), timeout=120)  # fmt: skip
+                   clean_env(**ports, DEV_DATA_DIR=str(data_root / "dev")), timeout=120)  # fmt: skip
 
     # Then it fails with one message saying what to read or change, and leaves nothing running
     assert done.returncode == 1, done.stdout + done.stderr
@@ -250,6 +275,6 @@ def test_a_port_in_use_is_named_with_what_to_do(tmp_path: Path, taken: str) -> N
         assert "choose a free one with PORT=..." in done.stderr
     else:
         assert f"PostgreSQL did not start on 127.0.0.1:{ports['DEV_PG_PORT']}" in done.stderr
-        assert f"Read {tmp_path / 'dev' / 'pg' / 'postgres.log'}" in done.stderr
+        assert f"Read {data_root / 'dev' / 'pg' / 'postgres.log'}" in done.stderr
         assert "pg_ctl status -D" in done.stderr
-    assert_nothing_left(tmp_path / "dev")
+    assert_nothing_left(data_root / "dev")

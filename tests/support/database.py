@@ -85,3 +85,41 @@ def rpc(
 
 
 SERVICE_CLAIMS: dict[str, Any] = {"role": "service_role"}
+
+
+def realtime_reads(
+    api: psycopg.Connection[Any], platform: psycopg.Connection[Any],
+    claims: dict[str, Any] | None, topic: str, extension: str = "broadcast",
+) -> bool:  # fmt: skip
+    """Realtime's read check: a row on the topic (written by the platform:
+    postgres may not delete from realtime.messages), then a select as the user."""
+    platform.execute(
+        "insert into realtime.messages (topic, extension, event, payload) values (%s, %s, 'probe', '{}')",
+        (topic, extension),
+    )
+    try:
+        with acting_as(api, claims, topic=topic) as cur:
+            rows = cur.execute(
+                "select 1 from realtime.messages where topic = realtime.topic() and extension = %s",
+                (extension,),
+            ).fetchall()
+    finally:
+        platform.execute("delete from realtime.messages where event = 'probe'")
+    return len(rows) > 0
+
+
+def realtime_writes(
+    api: psycopg.Connection[Any], claims: dict[str, Any] | None, topic: str,
+    extension: str = "broadcast", event: str = "typing",
+) -> bool:  # fmt: skip
+    """Realtime's write check: an insert as the user, rolled back."""
+    try:
+        with acting_as(api, claims, topic=topic) as cur:
+            cur.execute(
+                "insert into realtime.messages (topic, extension, event, payload)"
+                " values (realtime.topic(), %s, %s, '{}')",
+                (extension, event),
+            )
+    except psycopg.errors.InsufficientPrivilege:
+        return False
+    return True

@@ -47,7 +47,8 @@ class FrontEnd:
 def start_front_end(admin_dsn: str, database_url: str, auth: LocalAuth, api_port: int) -> FrontEnd:
     keys = ApiKeys(os.environ["SUPABASE_ANON_KEY"], os.environ.get("SUPABASE_SERVICE_ROLE_KEY", ""))
     realtime = RealtimeServer(admin_dsn, keys, container.verifier)
-    auth.realtime_port = realtime.start()
+    realtime.start()
+    auth.realtime = realtime
     settings = container.settings()
     config = {
         "supabaseUrl": settings.supabase_url,
