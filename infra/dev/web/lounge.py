@@ -19,15 +19,21 @@ SPACE = "#lounge"
 logger = logging.getLogger("dev.web")
 
 
-def say(database_url: str, token: str, text: str) -> dict[str, Any]:
+def as_caller(conn: psycopg.Connection[Any], token: str) -> None:
+    """What PostgREST does with a request's token: verify it, then run the
+    transaction as `authenticated` with its claims, under RLS."""
     principal = container.verifier().verify(token)
+    conn.execute(
+        "select set_config('role', 'authenticated', true),"
+        " set_config('request.jwt.claims', %s, true)",
+        (json.dumps(principal.claims),),
+    )
+
+
+def say(database_url: str, token: str, text: str) -> dict[str, Any]:
     said = f"/msg-{uuid.uuid4().hex[:12]}"
     with psycopg.connect(database_url) as conn, conn.transaction():
-        conn.execute(
-            "select set_config('role', 'authenticated', true),"
-            " set_config('request.jwt.claims', %s, true)",
-            (json.dumps(principal.claims),),
-        )
+        as_caller(conn, token)
         conn.execute(
             "insert into public.intentions (id, name, type, owner_id, location_id, state, content)"
             " select %s, 'Message', 'utterance', b.id, %s, 'complete', %s from public.beings b"
