@@ -4,7 +4,7 @@ export PATH := $(HOME)/.local/bin:$(PATH)
 UV := uv
 PY_SOURCES := shared functions infra tests benchmarks scripts
 
-.PHONY: bootstrap test lint typecheck bench dev dev-reset demo package deploy invoke
+.PHONY: bootstrap test lint typecheck bench dev dev-reset demo tokens package deploy invoke
 SLS := PATH="$(CURDIR)/.venv/bin:$$PATH" npx --no-install sls
 STAGE ?= dev
 
@@ -40,6 +40,12 @@ dev-reset:
 demo: bootstrap
 	$(UV) run python -m infra.dev.demo
 
+## Access tokens and session cookies for ada and bob, for the running `make dev`:
+## eval "$$(make -s tokens PORT=8000)" sets ADA_TOKEN, BOB_TOKEN, ADA_COOKIE, BOB_COOKIE
+## (1 hour); FORMAT=json prints them as JSON. Works in any shell: uv need not be on PATH.
+tokens: bootstrap
+	@$(UV) run python scripts/dev_tokens.py $(if $(filter json,$(FORMAT)),,--shell) $(if $(PORT),--port $(PORT))
+
 ## Lambda artifacts (.local/build/*.zip) and the CloudFormation template, offline.
 ## Stage params go in PARAMS: make package PARAMS="--param=supabaseUrl=https://<ref>.supabase.co
 ## --param=allowedOrigins=https://app.example.com"; without the required ones the template
@@ -56,6 +62,7 @@ deploy: bootstrap
 	$(SLS) deploy --stage $(STAGE) --package .serverless $(PARAMS)
 
 ## sls invoke local against the running `make dev` (any ports; PORT= picks one of several):
-## make invoke FN=threadEnsure EVENT=events/thread-ensure.json. Fails on an error or a 5xx.
+## make invoke FN=threadEnsure (EVENT= another event file; EXPECT=<status> for one that should
+## fail). Fails on an error, a 4xx or 5xx, or failed worker records; `make invoke` lists the functions.
 invoke: bootstrap
 	$(UV) run python -m infra.dev.invoke "$(FN)" "$(EVENT)"

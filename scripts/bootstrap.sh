@@ -3,6 +3,9 @@
 # PostgreSQL 15's server (Debian package), uv (from PyPI), the locked Python
 # dependencies. Safe to run again: it only installs what is missing.
 set -euo pipefail
+# Everything it prints is progress: on stderr, so `eval "$(make -s tokens)"`
+# reads the target's own output only.
+exec 1>&2
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
@@ -57,7 +60,13 @@ if ! command -v openssl >/dev/null 2>&1; then
   apt_install openssl
 fi
 
-# Node: the Serverless Framework (osls) and @supabase/ssr for cookie tests.
+# curl: the commands `make dev` prints use it.
+if ! command -v curl >/dev/null 2>&1; then
+  apt_install curl ca-certificates
+fi
+
+# Node: the Serverless Framework (osls), the Supabase CLI, supabase-js and
+# @supabase/ssr for the tests.
 if ! command -v npm >/dev/null 2>&1; then
   apt_install nodejs npm
 fi

@@ -29,6 +29,7 @@ import psycopg
 
 from infra.dev.auth import LocalAuth
 from infra.dev.platform import LocalQueue, WebhookDeliverer
+from infra.dev.ports import Port, PortProblem, check, parse
 from infra.dev.stack import Stack
 from infra.dev.web.hook import FrontEnd, allow_page_origin, start_front_end
 from infra.local.cluster import BOOTSTRAP_SUPERUSER, PgCluster
@@ -189,13 +190,15 @@ def webhook_body(intention_id: str) -> str:
 
 
 def try_it(base: str, port: int) -> list[str]:
-    """Commands that run as printed in bash from the repository (tokens in
-    shell variables: a JWT is too long to paste)."""
+    """Commands that run as printed in a new bash in the repository, with
+    nothing on PATH but the system's (uv lives in ~/.local/bin, which only
+    the Makefile adds): tokens come from a make target, into shell variables
+    (a JWT is too long to paste)."""
     curl = "curl -sS --fail-with-body -w '\\n'"
     json_type = "-H 'Content-Type: application/json'"
     secret = shlex.quote(f"x-webhook-secret: {os.environ['WEBHOOK_SECRET']}")
     return [
-        f'eval "$(uv run python scripts/dev_tokens.py --shell --port {port})"'
+        f'eval "$(make -s tokens PORT={port})"'
         "   # ADA_TOKEN, BOB_TOKEN, ADA_COOKIE, BOB_COOKIE (1 hour)",
         f'{curl} {base}/auth/token -H "Cookie: $ADA_COOKIE"',
         f'{curl} -X POST {base}/chat/threads/ensure -H "Authorization: Bearer $ADA_TOKEN"'
@@ -225,8 +228,9 @@ def banner(stack: Stack) -> None:
   Try it (bash, in this folder; the last one makes @echo answer Ada's "{DEMO_UTTERANCE}" once):
 {commands}
 
-  In another terminal: `make demo` plays a whole conversation;
-  `make invoke FN=threadEnsure EVENT=events/thread-ensure.json` runs one function with sls invoke local.
+  In another terminal, in this folder:
+    make demo PORT={stack.port}   # plays a whole conversation, narrated
+    make invoke FN=threadEnsure PORT={stack.port}   # one function through sls invoke local; `make invoke` lists them all
   Ctrl-C stops everything.
 """,
         flush=True,
@@ -274,12 +278,29 @@ def serve(
     return server
 
 
+def ports() -> list[Port]:
+    """Every port make dev will listen on, from the environment (one line if one is bad)."""
+    api = parse("PORT", os.environ.get("PORT", "8000"))
+    return [
+        Port("PORT", "the API", api),
+        Port("DEV_WEB_PORT", "the demo page", parse("DEV_WEB_PORT", os.environ.get("DEV_WEB_PORT") or str(api + 1))),
+        Port("DEV_AUTH_PORT", "auth and Realtime", parse("DEV_AUTH_PORT", os.environ.get("DEV_AUTH_PORT", "54321"))),
+        Port("DEV_PG_PORT", "PostgreSQL", parse("DEV_PG_PORT", os.environ.get("DEV_PG_PORT", "54322"))),
+    ]  # fmt: skip
+
+
 def main() -> int:
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
     load_local_env()
-    port = int(os.environ.get("PORT", "8000"))
-    pg_port = int(os.environ.get("DEV_PG_PORT", "54322"))
-    auth_port = int(os.environ.get("DEV_AUTH_PORT", "54321"))
+    # Every port is checked before anything starts (and before the data
+    # folder is made), so a clash costs nothing and names the port.
+    try:
+        checked = ports()
+        check(checked)
+    except PortProblem as exc:
+        print(f"make dev: {exc}", file=sys.stderr, flush=True)
+        return 1
+    port, _, auth_port, pg_port = (p.number for p in checked)
     # The functions find GoTrue (and the JWKS) under SUPABASE_URL, as on Supabase.
     os.environ["SUPABASE_URL"] = f"http://127.0.0.1:{auth_port}"
     # Pages served from the API's own origin may call it, whatever its port.

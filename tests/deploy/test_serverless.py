@@ -202,7 +202,7 @@ def test_invoke_local_runs_the_worker(
 ) -> None:
     demo.execute(
         "insert into public.intentions (id, name, type, owner_id, location_id, state, content)"
-        " values ('/msg-demo-hello', 'Message from Ada', 'utterance', '@ada', '#lounge', 'complete',"
+        " values ('/msg-dev-hello', 'Message from Ada', 'utterance', '@ada', '#lounge', 'complete',"
         ' \'{"text": "Hello, bots!"}\')'
     )
     done = sls(
