@@ -4,7 +4,7 @@ export PATH := $(HOME)/.local/bin:$(PATH)
 UV := uv
 PY_SOURCES := shared functions infra tests benchmarks scripts
 
-.PHONY: bootstrap test lint typecheck bench dev dev-reset demo tokens package deploy invoke
+.PHONY: bootstrap test lint typecheck bench dev dev-reset demo tokens package deploy invoke secrets
 SLS := PATH="$(CURDIR)/.venv/bin:$$PATH" npx --no-install sls
 STAGE ?= dev
 
@@ -50,8 +50,10 @@ tokens: bootstrap
 ## Stage params go in PARAMS: make package PARAMS="--param=supabaseUrl=https://<ref>.supabase.co
 ## --param=allowedOrigins=https://app.example.com"; without the required ones the template
 ## holds placeholders, says so, and `sls deploy` refuses it.
+## DIRECT_DB=1 ships psycopg too, for a deployment that sets DATABASE_URL.
 package: bootstrap
-	$(UV) run python scripts/package_functions.py
+	$(UV) run python scripts/package_functions.py $(if $(DIRECT_DB),--with-direct-db)
+	@echo "==> the CloudFormation template (sls package, offline)"
 	$(SLS) package --stage $(STAGE) $(PARAMS)
 
 ## Deploy (AWS credentials, the SSM parameters and PARAMS as for package: see README, "Deploy").
@@ -60,6 +62,11 @@ deploy: bootstrap
 	$(SLS) check-params --stage $(STAGE) $(PARAMS)
 	$(MAKE) --no-print-directory package
 	$(SLS) deploy --stage $(STAGE) --package .serverless $(PARAMS)
+
+## The functions' secrets from a .env file into SSM (AWS credentials): make secrets STAGE=prod
+## ENV_FILE=.env.prod; REGION= if you deploy outside serverless.yml's default region (eu-west-1).
+secrets: bootstrap
+	$(UV) run python scripts/put_ssm_parameters.py --stage "$(STAGE)" $(if $(ENV_FILE),--env-file "$(ENV_FILE)") $(if $(REGION),--region $(REGION))
 
 ## sls invoke local against the running `make dev` (any ports; PORT= picks one of several):
 ## make invoke FN=threadEnsure (EVENT= another event file; EXPECT=<status> for one that should
