@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Iterator
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -16,6 +18,7 @@ import psycopg
 import pytest
 from websockets.sync.client import ClientConnection, connect
 
+from infra.dev.auth import LocalAuth
 from infra.dev.realtime.protocol import Frame, decode, encode
 from infra.dev.realtime.server import ApiKeys, RealtimeServer
 from infra.local.cluster import BOOTSTRAP_SUPERUSER, PgCluster
@@ -39,7 +42,7 @@ def _token(sub: str = ADA, lifetime: int = 3600) -> str:
 
 
 @pytest.fixture
-def realtime(pg_cluster: PgCluster, database: str) -> Iterator[str]:
+def server(pg_cluster: PgCluster, database: str) -> Iterator[RealtimeServer]:
     """The endpoint on a free port, connected as the platform's superuser (as in make dev)."""
     http = httpx.Client()
     verifier = TokenVerifier(JwksCache(f"{ISSUER}/.well-known/jwks.json", http), SECRET,
@@ -47,12 +50,17 @@ def realtime(pg_cluster: PgCluster, database: str) -> Iterator[str]:
     server = RealtimeServer(
         pg_cluster.dsn(database, user=BOOTSTRAP_SUPERUSER), ApiKeys(ANON_KEY, ""), lambda: verifier
     )
-    port = server.start()
+    server.start()
     try:
-        yield f"ws://127.0.0.1:{port}/realtime/v1/websocket?apikey={ANON_KEY}&vsn=2.0.0"
+        yield server
     finally:
         server.stop()
         http.close()
+
+
+@pytest.fixture
+def realtime(server: RealtimeServer) -> str:
+    return f"ws://127.0.0.1:{server.port}/realtime/v1/websocket?apikey={ANON_KEY}&vsn=2.0.0"
 
 
 class Client:
@@ -255,3 +263,58 @@ def _say_as(conn: psycopg.Connection[Any], claims: dict[str, Any], said: str, co
             " values (%s, 'Message', 'utterance', '@guest', '#lounge', 'complete', %s::jsonb)",
             (said, content),
         )
+
+
+@pytest.fixture
+def supabase_url(server: RealtimeServer) -> Iterator[str]:
+    """The local auth server (SUPABASE_URL in make dev), which serves the REST broadcast."""
+    auth = LocalAuth()
+    auth.realtime = server
+    http = ThreadingHTTPServer(("127.0.0.1", 0), auth.handler())
+    threading.Thread(target=http.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{http.server_port}"
+    finally:
+        http.shutdown()
+        http.server_close()
+
+
+def test_the_rest_broadcast_obeys_whatever_the_insert_policies_say(
+    admin: psycopg.Connection[Any], client: Client, supabase_url: str
+) -> None:
+    # Given a policy letting authenticated users read and send on room:lobby only
+    admin.execute(
+        "create policy lobby on realtime.messages for all to authenticated"
+        " using (realtime.topic() = 'room:lobby') with check (realtime.topic() = 'room:lobby')"
+    )
+    private = {"private": True, "broadcast": {"self": False, "ack": False}}
+    assert client.join("room:lobby", private, _token()).payload["status"] == "ok"
+    headers = {"apikey": ANON_KEY, "Authorization": f"Bearer {_token()}"}
+    api = f"{supabase_url}/realtime/v1/api/broadcast"
+
+    # When Ada posts there privately (httpSend's form), and to another room
+    sent = httpx.post(f"{api}/room:lobby/events/hello?private=true", json={"n": 1}, headers=headers)
+    other = httpx.post(
+        f"{api}/room:attic/events/hello?private=true", json={"n": 2}, headers=headers
+    )
+
+    # Then the first is delivered, the second refused as Realtime refuses it
+    assert sent.status_code == 202
+    got = client.next("broadcast").payload
+    assert (got["event"], got["payload"]) == ("hello", {"n": 1})
+    assert other.status_code == 403
+    assert other.json() == {"message": "Unauthorized"}
+    assert other.headers["access-control-allow-origin"] == "*"
+
+    # And malformed requests get a 4xx with a JSON body, never a dropped connection
+    assert httpx.post(api, content=b"[[[", headers=headers).status_code == 400
+    assert httpx.post(api, json={"messages": []}, headers=headers).status_code == 422
+    assert httpx.post(api, json={"messages": [{"topic": "x"}]}, headers=headers).status_code == 422
+    assert httpx.post(api, json={"messages": []}, headers={"apikey": "nope"}).status_code in (
+        401,
+        422,
+    )
+    refused = httpx.post(api, json={"messages": [{"topic": "room:lobby", "event": "e", "payload": {}}]},
+                         headers={"apikey": "nope"})  # fmt: skip
+    assert refused.status_code == 401
+    assert client.nothing("broadcast")

@@ -46,6 +46,11 @@ def answer(handler: BaseHTTPRequestHandler, realtime: RealtimeServer | None) -> 
     if realtime is None:
         _reply(handler, 503, {"message": "Realtime is not running"})
         return
+    if realtime.api_keys.role(handler.headers.get("apikey", "")) is None:
+        # Refused at the gateway, as hosted: the body is never read.
+        handler.close_connection = True
+        _reply(handler, 401, {"message": "Invalid API key"})
+        return
     try:
         messages, single = _messages(handler)
     except BadRequest as exc:
