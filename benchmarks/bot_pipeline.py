@@ -17,6 +17,7 @@ from typing import Any
 import psycopg
 
 from benchmarks.report import Row
+from infra.dev.platform import sqs_event
 from infra.local.cluster import PgCluster, free_port
 from infra.local.schema import apply_schema
 from shared import container
@@ -26,7 +27,6 @@ from shared.bots.trigger import trigger
 from shared.db.port import Database
 from shared.queue import SqsQueue
 from tests.support.fake_llm import FakeLlm, reply, running
-from tests.support.pipeline import sqs_event
 from tests.support.spaces import add_being, make_world, say
 
 SAMPLES = 25

@@ -3,8 +3,8 @@ the bot pipeline's settings, queue and model HTTP client, and the one TLS
 context every HTTP client shares.
 
 Each is built on first use and cached for the life of the container;
-`reset()` drops them all (tests), `use_database`/`use_queue` replace one (the
-local dev server, benchmarks). Imports of what is not used are never paid for.
+`reset()` drops them all (tests), `use_database` replaces one (benchmarks).
+Imports of what is not used are never paid for.
 
 Every HTTP client (JWKS, PostgREST, GoTrue, the model provider) comes from
 `http_client`: one TLS context per container (shared.tls: building one
@@ -272,11 +272,6 @@ def llm_http() -> httpx.Client:
 def use_database(replacement: Database) -> None:
     """Calls `replacement` instead of the configured adapter (benchmarks)."""
     _database.set(replacement)
-
-
-def use_queue(replacement: JobQueue) -> None:
-    """Sends jobs to `replacement` instead of SQS (the local dev server's queue)."""
-    _queue.set(replacement)
 
 
 def reset() -> None:
