@@ -197,7 +197,8 @@ class _StreamReader(threading.Thread):
         try:
             self._exchange()
         except StreamTooLarge as exc:
-            self._put("error", LlmError(f"provider stream unreadable: {exc}", retryable=True))
+            logger.warning("the provider's stream went past a cap: %s", exc)
+            self._put("error", LlmError("provider stream too large", retryable=True))
         except httpx.TimeoutException:
             self._put("error", LlmError("provider timed out", retryable=True))
         except httpx.HTTPError:
