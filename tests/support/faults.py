@@ -42,7 +42,7 @@ class Gateway:
 
     handler: Callable[..., Any]
     port: int = field(default_factory=free_port)
-    slow_seconds: float = 1.0
+    slow_seconds: float = 3.0
     received: Counter[str] = field(default_factory=Counter)  # webhooks per intention id
     _mode: str = "up"
     _server: ThreadingHTTPServer | None = None
@@ -140,6 +140,14 @@ class Pipeline:
             for rows in self.replies(trigger_ids).values()
         )  # fmt: skip
 
+    def redelivered(self, trigger_ids: list[str], fault: str) -> bool:
+        """Each webhook was sent at least twice more (refused: counted by the
+        database) or received at least twice (503, slow: by the gateway; a
+        slow bot-trigger still acknowledges, late)."""
+        if fault == "refuse":
+            return self.least_attempts(trigger_ids) >= 3
+        return all(self.gateway.received[t] >= 2 for t in trigger_ids)
+
     def least_attempts(self, trigger_ids: list[str]) -> int:
         """The fewest webhooks sent for any of the utterances still unacknowledged."""
         row = self.admin.execute(
@@ -179,8 +187,10 @@ class Scale:
     llm_timeout: float = 5.0
     webhook_timeout_ms: int = 500  # pg_net's timeout per request
     redelivery_every: float = 0.2  # the schedule (pg_cron: a minute)
-    delivery_retry: float = 0.2  # bot_delivery_retry_seconds
-    delivery_max_retry: float = 1.0
+    # bot_delivery_retry_seconds: longer than bot-trigger takes to acknowledge
+    # (as hosted's 30 s), so a webhook that went through is not sent again.
+    delivery_retry: float = 1.0
+    delivery_max_retry: float = 2.0
     delivery_attempts: int = 100
 
 
