@@ -40,6 +40,15 @@ def test_the_migration_schedules_the_redelivery_and_pg_cron_runs_it(
         "select schedule, command, username, database, active from cron.job"
     ).fetchall()
     assert jobs == [("* * * * *", COMMAND, "postgres", CRON_DATABASE, True)]
+    # as on hosted: created as the superuser, postgres granted the schema and
+    # only select on cron.job (Supabase's grant_pg_cron_access)
+    rights = admin.execute(
+        "select e.extowner::regrole::text, has_schema_privilege('postgres', 'cron', 'usage'),"
+        " has_table_privilege('postgres', 'cron.job', 'select'),"
+        " has_table_privilege('postgres', 'cron.job', 'insert')"
+        " from pg_extension e where e.extname = 'pg_cron'"
+    ).fetchone()
+    assert rights == ("supabase_admin", True, True, False)
 
     # Given bot-trigger answering 503, and redelivery due at once
     webhook_receiver.status = 503
