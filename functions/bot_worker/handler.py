@@ -81,10 +81,10 @@ def record_handler(record: SQSRecord, lambda_context: Any = None) -> str:
     try:
         job = BotJob.model_validate_json(record.body)
     except ValidationError:
-        # Never readable: straight back, so it reaches the dead-letter queue
-        # after maxReceiveCount quick receives, for an operator to see.
+        # Never readable, so never answered: it fails each receive (no delay
+        # asked, no other call made) and reaches the dead-letter queue after
+        # maxReceiveCount, for an operator to see.
         errors.error("unreadable job %s (receive %d)", record.message_id, receives)
-        retry_in(record, 0)
         raise
     try:
         outcome = answer(
