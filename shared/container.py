@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from shared.bots.settings import BotTriggerSettings, BotWorkerSettings
     from shared.db.port import Database
     from shared.http_transport import StdlibTransport
-    from shared.queue import JobQueue, SqsQueue
+    from shared.queue import JobQueue
 
 T = TypeVar("T")
 _lock = threading.RLock()  # builders call other slots while holding it
@@ -173,16 +173,15 @@ def _load_bot_worker_settings() -> BotWorkerSettings:
 
 
 def _build_queue() -> JobQueue:
-    from shared.queue import SqsQueue, sqs_client
+    from shared.queue import SqsQueue
 
-    return SqsQueue(sqs_client(), bot_trigger_settings().bot_queue_url)
+    return SqsQueue(sqs(), bot_trigger_settings().bot_queue_url)
 
 
-def _build_retry_queue() -> SqsQueue | None:
-    from shared.queue import SqsQueue, sqs_client
+def _build_sqs() -> Any:
+    from shared.queue import sqs_client
 
-    url = bot_worker_settings().bot_queue_url
-    return SqsQueue(sqs_client(), url) if url else None
+    return sqs_client()
 
 
 def _build_llm_http() -> httpx.Client:
@@ -199,7 +198,7 @@ _bot_trigger_settings = _Slot(_load_bot_trigger_settings)
 _bot_worker_settings = _Slot(_load_bot_worker_settings)
 _queue: _Slot[JobQueue] = _Slot(_build_queue)
 _llm_http: _Slot[httpx.Client] = _Slot(_build_llm_http, lambda http: http.close())
-_retry_queue: _Slot[SqsQueue | None] = _Slot(_build_retry_queue)
+_sqs: _Slot[Any] = _Slot(_build_sqs)
 _ALL: tuple[_Slot[Any], ...] = (
     _transport,
     _settings,
@@ -210,7 +209,7 @@ _ALL: tuple[_Slot[Any], ...] = (
     _bot_worker_settings,
     _queue,
     _llm_http,
-    _retry_queue,
+    _sqs,
 )
 
 
@@ -259,9 +258,9 @@ def queue() -> JobQueue:
     return _queue.get()
 
 
-def retry_queue() -> SqsQueue | None:
-    """The worker's way to delay a failed job's retry (None: BOT_QUEUE_URL unset)."""
-    return _retry_queue.get()
+def sqs() -> Any:
+    """boto3's SQS client (imported on first use: ~150 ms)."""
+    return _sqs.get()
 
 
 def llm_http() -> httpx.Client:
@@ -295,10 +294,9 @@ def _before_snapshot() -> None:
     with _lock:
         if not _uses_http_transports(_database.peek()):
             _database.drop()
-        queue_clients = [getattr(q.peek(), "_client", None) for q in (_queue, _retry_queue)]
-    for queue_client in queue_clients:  # SqsQueue's boto3 clients
-        if queue_client is not None:
-            queue_client.close()  # botocore: clears the pool, the client stays usable
+        queue_client = _sqs.peek()
+    if queue_client is not None:
+        queue_client.close()  # botocore: clears the pool, the client stays usable
 
 
 snapstart.register(before_snapshot=_before_snapshot)

@@ -30,6 +30,18 @@ def sqs_client() -> Any:
     return boto3.client("sqs", config=config)
 
 
+def queue_url(queue_arn: str) -> str:
+    """A queue's URL from its ARN (arn:<partition>:sqs:<region>:<account>:<name>),
+    as Lambda's SQS events name the queue: the worker needs no setting, and no
+    call, to reach the queue its jobs came from."""
+    parts = queue_arn.split(":")
+    if len(parts) != 6 or parts[2] != "sqs":
+        raise ValueError(f"not an SQS queue ARN: {queue_arn!r}")
+    _, partition, _, region, account, name = parts
+    domain = "amazonaws.com.cn" if partition == "aws-cn" else "amazonaws.com"
+    return f"https://sqs.{region}.{domain}/{account}/{name}"
+
+
 class SqsQueue:
     def __init__(self, client: Any, url: str) -> None:
         self._client = client

@@ -29,6 +29,7 @@ from shared.bots.worker import RetryLater, answer
 from shared.errors import ServiceUnavailable
 from shared.llm.client import ChatModel, EchoModel, OpenAICompatible
 from shared.logs import get_logger
+from shared.queue import SqsQueue, queue_url
 from shared.tracing import traced
 
 container.configured(container.bot_worker_settings)  # fail at cold start, naming it
@@ -65,11 +66,9 @@ def deadline_for(lambda_context: Any) -> float:
 def retry_in(record: SQSRecord, seconds: int) -> None:
     """The failed message comes back in `seconds`; if the queue cannot be
     told, it comes back after its visibility timeout instead."""
-    queue = container.retry_queue()
-    if queue is None:
-        return
+    url = container.bot_worker_settings().bot_queue_url or queue_url(record.event_source_arn)
     try:
-        queue.delay(record.receipt_handle, seconds)
+        SqsQueue(container.sqs(), url).delay(record.receipt_handle, seconds)
     except ServiceUnavailable:
         logger.warning("retry not delayed: the queue's visibility timeout applies")
 

@@ -42,7 +42,7 @@ class BotWorkerSettings(EnvSettings):
     bot_retry_delays: tuple[int, ...] = Field(
         default=(5, 20, 60, 180), validation_alias="BOT_RETRY_DELAYS"
     )
-    # The queue to delay retries on (unset: the queue's visibility timeout applies).
+    # The queue jobs come from (unset: the URL is made from the records' queue ARN).
     bot_queue_url: str | None = Field(default=None, validation_alias="BOT_QUEUE_URL")
     bot_history: int = Field(default=10, ge=1, le=50, validation_alias="BOT_HISTORY")
     stream_write_interval_seconds: float = Field(

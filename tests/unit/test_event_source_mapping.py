@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from infra.dev.platform import EventSourceMapping, LocalSqs, QueueSettings
-from shared.queue import SqsQueue
+from shared.queue import SqsQueue, queue_url
 
 pytestmark = pytest.mark.unit
 
@@ -49,9 +49,9 @@ class Worker:
                 gate.wait(10)
             if body in self.fail:
                 if self.delay_failed is not None:
-                    SqsQueue(self.sqs.client, self.sqs.url).delay(
-                        record["receiptHandle"], self.delay_failed
-                    )
+                    # the worker finds its queue from the record, as on AWS
+                    url = queue_url(record["eventSourceARN"])
+                    SqsQueue(self.sqs.client, url).delay(record["receiptHandle"], self.delay_failed)
                 failures.append({"itemIdentifier": record["messageId"]})
         return {"batchItemFailures": failures}
 
@@ -151,3 +151,15 @@ def test_a_crashed_invocation_returns_its_batch_after_the_visibility_timeout(
     assert (first, second) == (1, 2)
     assert again - crashed >= 1.9  # the queue's VisibilityTimeout (2 s)
     worker.wait(lambda: _in_queue(sqs, sqs.url) == 0)
+
+
+def test_a_queue_url_from_its_arn() -> None:
+    assert (
+        queue_url("arn:aws:sqs:eu-west-1:123456789012:chat-functions-prod-BotQueue-x1")
+        == "https://sqs.eu-west-1.amazonaws.com/123456789012/chat-functions-prod-BotQueue-x1"
+    )
+    assert (
+        queue_url("arn:aws-cn:sqs:cn-north-1:1:q") == "https://sqs.cn-north-1.amazonaws.com.cn/1/q"
+    )
+    with pytest.raises(ValueError, match="not an SQS queue ARN"):
+        queue_url("arn:aws:sns:eu-west-1:1:topic")
