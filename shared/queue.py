@@ -25,7 +25,7 @@ def sqs_client() -> Any:
     from botocore.config import Config
 
     config = Config(
-        connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3}
+        connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 2}
     )
     return boto3.client("sqs", config=config)
 
