@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from tests.support.database import SERVICE_CLAIMS as SERVICE
-from tests.support.database import rpc
+from tests.support.database import rpc, warnings_of
 from tests.support.spaces import add_being, bot_reply_id, make_world, say
 
 pytestmark = pytest.mark.db
@@ -55,16 +55,6 @@ def _redeliver(admin: psycopg.Connection[Any]) -> dict[str, int]:
 
 def _due_now(admin: psycopg.Connection[Any]) -> None:
     admin.execute("update private.bot_deliveries set next_attempt_at = now() - interval '1 second'")
-
-
-def _warnings(conn: psycopg.Connection[Any]) -> list[str]:
-    seen: list[str] = []
-    conn.add_notice_handler(
-        lambda d: (
-            seen.append(str(d.message_primary)) if d.severity_nonlocalized == "WARNING" else None
-        )
-    )
-    return seen
 
 
 def test_the_record_is_written_with_the_utterance_and_only_with_it(
@@ -160,7 +150,7 @@ def test_after_the_last_attempt_each_bot_posts_an_error_notice_and_the_record_st
     make_world(admin)
     _configure(admin, bot_delivery_max_attempts="3")
     said = say(admin, "@guest", "#lounge", "is anyone there?")
-    warnings = _warnings(admin)
+    warnings = warnings_of(admin)
     for _ in range(2):
         _due_now(admin)
         assert _redeliver(admin)["sent"] == 1
@@ -204,7 +194,7 @@ def test_a_broken_configuration_counts_attempts_and_ends_in_a_notice(
 ) -> None:
     make_world(admin)
     _configure(admin, bot_trigger_url="not a url", bot_delivery_max_attempts="2")
-    warnings = _warnings(admin)
+    warnings = warnings_of(admin)
     said = say(admin, "@guest", "#lounge", "hello")
     assert any("invalid URL" in w for w in warnings)
     assert _record(admin, said)["attempts"] == 1  # type: ignore[index]
@@ -253,7 +243,7 @@ def test_records_it_cannot_read_are_set_aside_and_the_others_still_go_out(
           for each row execute function private.fail_once();
         """
     )
-    warnings = _warnings(admin)
+    warnings = warnings_of(admin)
 
     # When the schedule runs
     _due_now(admin)

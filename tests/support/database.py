@@ -85,3 +85,14 @@ def rpc(
 
 
 SERVICE_CLAIMS: dict[str, Any] = {"role": "service_role"}
+
+
+def warnings_of(conn: psycopg.Connection[Any]) -> list[str]:
+    """The WARNING notices the connection receives from now on, as they come."""
+    seen: list[str] = []
+    conn.add_notice_handler(
+        lambda d: (
+            seen.append(str(d.message_primary)) if d.severity_nonlocalized == "WARNING" else None
+        )
+    )
+    return seen
