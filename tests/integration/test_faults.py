@@ -6,6 +6,7 @@ Every wait is on a condition; the bounds stated are generous."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import time
 import tracemalloc
@@ -131,7 +132,7 @@ def test_a_stream_that_never_ends_ends_in_a_notice_within_the_deadline(
     worker.llm.script = [ENDLESS[stream]]
     worker.gateway.mode = "503"  # the test hands the jobs to the worker itself
     said = say(worker.admin, "@guest", "#lounge", "hello")
-    handler = __import__("functions.bot_worker.handler", fromlist=["handler"]).handler
+    handler = importlib.import_module("functions.bot_worker.handler").handler
     job = json.dumps({"bot_id": "@echo", "space_id": "#lounge", "trigger_id": said})
 
     def deliver(receives: int) -> tuple[dict[str, Any], float, int]:
