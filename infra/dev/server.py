@@ -3,8 +3,9 @@ no AWS account and no internet.
 
 A private PostgreSQL under .local/dev (kept between runs), the schema and a
 demo seed, all five functions served over HTTP through the same Lambda
-entry points, a webhook deliverer in place of pg_net's worker and a queue in
-place of SQS. Ctrl-C stops it all.
+entry points, a webhook deliverer in place of pg_net's worker, the webhook
+redelivery on a short schedule, and moto's SQS with Lambda's event source
+mapping played in place of SQS (infra/dev/platform.py). Ctrl-C stops it all.
 """
 
 from __future__ import annotations
@@ -28,7 +29,13 @@ from typing import IO, Any
 import psycopg
 
 from infra.dev.auth import LocalAuth
-from infra.dev.platform import LocalQueue, WebhookDeliverer
+from infra.dev.platform import (
+    EventSourceMapping,
+    LocalSqs,
+    QueueSettings,
+    Redeliverer,
+    WebhookDeliverer,
+)
 from infra.dev.ports import Port, PortProblem, check, parse
 from infra.dev.stack import Stack
 from infra.dev.web.hook import FrontEnd, allow_page_origin, start_front_end
@@ -156,6 +163,16 @@ def keep_realtime_partitions(dsn: str, stop: threading.Event, every: float = 360
             logging.getLogger("dev").warning("realtime partitions not maintained: %s", exc)
 
 
+def queue_settings() -> QueueSettings:
+    """The bot queue as serverless.yml makes it, with what make dev scales:
+    the worker's retry delays (BOT_RETRY_DELAYS in local.env) and these."""
+    return QueueSettings(
+        visibility_timeout=int(os.environ.get("DEV_QUEUE_VISIBILITY_SECONDS", "90")),
+        max_receives=int(os.environ.get("BOT_MAX_RECEIVES", "5")),
+        concurrency=int(os.environ.get("DEV_WORKER_CONCURRENCY", "4")),
+    )
+
+
 def seed(cluster: PgCluster, port: int) -> None:
     """The demo seed, the webhook's target and one utterance for the printed
     bot-trigger command to name (inserted without firing the webhook: the
@@ -167,6 +184,13 @@ def seed(cluster: PgCluster, port: int) -> None:
             " ('bot_trigger_secret', %s) on conflict (key) do update set value = excluded.value",
             (f"http://127.0.0.1:{port}/webhooks/bot-trigger", os.environ["WEBHOOK_SECRET"]),
         )
+        # Webhook redelivery scaled down from hosted's (30 s doubling to 300 s).
+        conn.execute(
+            "insert into private.settings (key, value) values ('bot_delivery_retry_seconds', %s),"
+            " ('bot_delivery_max_retry_seconds', %s) on conflict (key) do update set value = excluded.value",
+            (os.environ.get("DEV_DELIVERY_RETRY_SECONDS", "2"),
+             os.environ.get("DEV_DELIVERY_MAX_RETRY_SECONDS", "10")),
+        )  # fmt: skip
         with conn.transaction():
             # postgres owns the table, as on hosted (no superuser's replica mode).
             conn.execute("alter table public.intentions disable trigger intentions_bot_webhook")
@@ -319,6 +343,7 @@ def main() -> int:
         print(f"make dev: {exc}", file=sys.stderr, flush=True)
         return 1
     cluster = PgCluster(data / "pg", pg_port)
+    sqs: LocalSqs | None = None
     stack: Stack | None = None
     front_end: FrontEnd | None = None
     servers: list[ThreadingHTTPServer] = []
@@ -335,14 +360,18 @@ def main() -> int:
         seed(cluster, port)
         say("demo seeded: ada, bob, #lounge, @echo")
 
-        from shared import container
-
+        # SQS (moto, in this process) before the functions load: they read
+        # BOT_QUEUE_URL at cold start, and send, delay and delete through boto3.
+        os.environ.setdefault("AWS_DEFAULT_REGION", "eu-west-1")
+        sqs = LocalSqs(queue_settings(), os.environ["AWS_DEFAULT_REGION"]).start()
+        os.environ["BOT_QUEUE_URL"] = sqs.url
         handlers = {name: importlib.import_module(f"functions.{name}.handler").handler
                     for name in set(ROUTES.values()) | {"bot_worker"}}  # fmt: skip
-        jobs = LocalQueue(handlers["bot_worker"], container.bot_worker_settings().bot_max_receives)
-        container.use_queue(jobs)
-        threading.Thread(target=jobs.run, args=(stop,), name="queue", daemon=True).start()
+        EventSourceMapping(sqs, handlers["bot_worker"], stop).start()
         WebhookDeliverer(cluster.dsn(), stop).start()
+        Redeliverer(
+            cluster.dsn(), stop, float(os.environ.get("DEV_REDELIVERY_SECONDS", "2"))
+        ).start()
         threading.Thread(
             target=keep_realtime_partitions, args=(cluster.dsn(), stop), name="partitions",
             daemon=True,
@@ -383,6 +412,8 @@ def main() -> int:
             running.shutdown()
             running.server_close()
         cluster.stop()
+        if sqs is not None:
+            sqs.stop()
         lock.close()
         say("stopped: PostgreSQL is down, nothing left running")
     return 0

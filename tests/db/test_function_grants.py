@@ -28,6 +28,7 @@ EXPECTED: dict[str, frozenset[str]] = {
     "bot_context(text,text,integer)": SERVICE,
     "write_bot_reply(text,text,text,text,text)": SERVICE,
     "set_bot_llm_api_key(text,text)": SERVICE,
+    "ack_bot_delivery(text)": SERVICE,
     # Policy helpers: RLS calls them as the signed-in user
     "private.my_being_ids()": AUTHENTICATED,
     "private.my_space_ids()": AUTHENTICATED,
@@ -42,6 +43,14 @@ EXPECTED: dict[str, frozenset[str]] = {
     "private.bot_reply_id(text,text,text)": NOBODY,
     "private.queue_bot_trigger_webhook()": NOBODY,
     "private.guard_bot_reply_id()": NOBODY,
+    # Bot webhook delivery: the trigger and the scheduled job (pg_cron runs it as postgres)
+    "private.bot_delivery_setting(text,numeric)": NOBODY,
+    "private.bot_delivery_backoff(integer)": NOBODY,
+    "private.post_bot_webhook(text)": NOBODY,
+    "private.bot_delivery_outcome(bigint)": NOBODY,
+    "private.send_bot_delivery(text)": NOBODY,
+    "private.give_up_bot_delivery(text,text)": NOBODY,
+    "private.redeliver_bot_webhooks(integer)": NOBODY,
     # CHECK constraints run them as whoever writes the row
     "private.max_intention_content_bytes()": AUTHENTICATED | SERVICE,
     "private.is_valid_mongo_id(text)": SERVICE,

@@ -115,16 +115,26 @@ def test_the_template_wires_queues_roles_and_secrets(packaged: dict[str, Any]) -
         k: v["Properties"] for k, v in resources.items() if v["Type"] == "AWS::Lambda::Function"
     }
     assert {p["Runtime"] for p in functions.values()} == {"python3.12"}
-    worker_timeout = functions["BotWorkerLambdaFunction"]["Timeout"]
+    worker = functions["BotWorkerLambdaFunction"]
+    worker_env = worker["Environment"]["Variables"]
     queue = resources["BotQueue"]["Properties"]
-    assert queue["VisibilityTimeout"] >= 6 * worker_timeout
-    assert queue["RedrivePolicy"]["maxReceiveCount"] == 3
+    assert queue["VisibilityTimeout"] >= 6 * worker["Timeout"]
+    # The reply deadline leaves the worker time to write its notice (FINISH_RESERVE_SECONDS)
+    assert float(worker_env["LLM_TIMEOUT_SECONDS"]) + 20 < worker["Timeout"]
+    # The last receive is the one that writes the notice, before the dead-letter queue
+    assert int(queue["RedrivePolicy"]["maxReceiveCount"]) == int(worker_env["BOT_MAX_RECEIVES"])
+    delays = [int(d) for d in worker_env["BOT_RETRY_DELAYS"].split(",")]
+    assert len(delays) == int(worker_env["BOT_MAX_RECEIVES"]) - 1
+    assert max(delays) < queue["VisibilityTimeout"]
+    # The worker finds its queue from the records' ARN (sls invoke local cannot resolve a Ref)
+    assert "BOT_QUEUE_URL" not in worker_env
     mapping = next(
         v["Properties"]
         for v in resources.values()
         if v["Type"] == "AWS::Lambda::EventSourceMapping"
     )
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["BatchSize"] == 1  # one slow reply never holds up another job
 
     def actions(role: str) -> set[str]:
         statements = [

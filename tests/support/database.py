@@ -123,3 +123,14 @@ def realtime_writes(
     except psycopg.errors.InsufficientPrivilege:
         return False
     return True
+
+
+def warnings_of(conn: psycopg.Connection[Any]) -> list[str]:
+    """The WARNING notices the connection receives from now on, as they come."""
+    seen: list[str] = []
+    conn.add_notice_handler(
+        lambda d: (
+            seen.append(str(d.message_primary)) if d.severity_nonlocalized == "WARNING" else None
+        )
+    )
+    return seen
