@@ -28,7 +28,7 @@ def test_pt429_with_its_hint_is_too_many_requests_with_retry_after() -> None:
     response = response_for(error)
     assert response.status_code == 429
     assert response.headers["retry-after"] == "12"
-    assert json.loads(response.body) == {
+    assert json.loads(bytes(response.body)) == {
         "error": {
             "code": "rate_limited",
             "message": "too many messages: try again in 12 s",
