@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import httpx
 
 from shared.llm.sse import events
+from shared.llm.usage import Usage, usage_of
 
 logger = logging.getLogger(__name__)
 
@@ -60,15 +61,31 @@ class OpenAICompatible:
     """POST {base_url}/chat/completions with stream: true."""
 
     def __init__(
-        self, base_url: str, api_key: str, http: httpx.Client, *, deadline_seconds: float
+        self,
+        base_url: str,
+        api_key: str,
+        http: httpx.Client,
+        *,
+        deadline_seconds: float,
+        max_tokens: int | None = None,
     ) -> None:
         self._url = f"{base_url}/chat/completions"
         self._key = api_key
         self._http = http
         self._deadline = deadline_seconds
+        self.max_tokens = max_tokens  # the reply's cap, sent to the provider
+        self.usage: Usage | None = None  # the last stream's, if the provider said
 
     def stream(self, model: str, messages: Sequence[ChatMessage]) -> Iterator[str]:
-        body = {"model": model, "messages": [_payload(m) for m in messages], "stream": True}
+        body: dict[str, Any] = {
+            "model": model,
+            "messages": [_payload(m) for m in messages],
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        if self.max_tokens is not None:
+            body["max_tokens"] = self.max_tokens
+        self.usage = None
         headers = {"Authorization": f"Bearer {self._key}", "Accept": "text/event-stream"}
         deadline = time.monotonic() + self._deadline
         try:
@@ -76,14 +93,21 @@ class OpenAICompatible:
                 if response.status_code != 200:
                     response.read()
                     raise _error_for_status(response.status_code)
-                yield from self._deltas(response.iter_lines(), deadline)
+                yield from self._deltas(response.iter_lines(), deadline, self._saw_usage)
         except httpx.TimeoutException as exc:
             raise LlmError("provider timed out", retryable=True) from exc
         except httpx.HTTPError as exc:
             raise LlmError("provider unreachable", retryable=True) from exc
 
+    def _saw_usage(self, usage: Usage) -> None:
+        self.usage = usage
+
     @staticmethod
-    def _deltas(lines: Iterator[str], deadline: float) -> Iterator[str]:
+    def _deltas(
+        lines: Iterator[str],
+        deadline: float,
+        on_usage: Callable[[Usage], None] | None = None,
+    ) -> Iterator[str]:
         finished = False
         for data in events(lines):
             if time.monotonic() > deadline:
@@ -98,6 +122,9 @@ class OpenAICompatible:
                 continue
             if not isinstance(chunk, dict):
                 continue
+            usage = usage_of(chunk)
+            if usage is not None and on_usage is not None:
+                on_usage(usage)
             if isinstance(chunk.get("error"), dict):
                 code = chunk["error"].get("code")
                 status = code if isinstance(code, int) else 502
