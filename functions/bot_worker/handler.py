@@ -46,7 +46,11 @@ def model_for(bot_key: str | None) -> ChatModel:
     if not key:
         return EchoModel(config.echo_word_delay_seconds)
     return OpenAICompatible(
-        config.llm_base_url, key, container.llm_http(), deadline_seconds=config.llm_timeout_seconds
+        config.llm_base_url,
+        key,
+        container.llm_http(),
+        deadline_seconds=config.llm_timeout_seconds,
+        max_tokens=config.bot_max_reply_tokens,
     )
 
 

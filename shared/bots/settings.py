@@ -48,6 +48,12 @@ class BotWorkerSettings(EnvSettings):
     stream_write_interval_seconds: float = Field(
         default=0.25, ge=0, validation_alias="BOT_STREAM_WRITE_INTERVAL"
     )
+    # The provider's max_tokens for a reply: what one reply may cost, and so
+    # how far a bot's daily budget can be overrun (shared/bots/budget.py).
+    # A reply is cut to 16 KiB of text when stored, about 4,000 tokens.
+    bot_max_reply_tokens: int = Field(
+        default=2048, ge=16, le=32768, validation_alias="BOT_MAX_REPLY_TOKENS"
+    )
 
     echo_word_delay_seconds: float = Field(
         default=0.1, ge=0, le=2, validation_alias="ECHO_WORD_DELAY_SECONDS"

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.auth.principal import SERVICE
+from shared.bots import budget
 from shared.bots.models import BotJob
 from shared.db.port import Database
 from shared.errors import Conflict, NotFound
@@ -58,7 +59,7 @@ class ReplyIdTaken(Exception):
 
 @dataclass(frozen=True)
 class Outcome:
-    status: str  # answered | already answered | skipped | failed
+    status: str  # answered | already answered | skipped | failed | over budget
     detail: str = ""
 
 
@@ -157,9 +158,20 @@ def answer(
 
     writer = ReplyWriter(db, job, interval)
     try:
-        return _reply(
-            job, context, writer, model_for, final_attempt=final_attempt, deadline=deadline
-        )
+        # Budget hook (shared/bots/budget.py): the model is called only on a
+        # hold of the bot's daily tokens, and what it spent is recorded.
+        try:
+            return _reply(
+                job,
+                context,
+                writer,
+                budget.metered(model_for, db, job),
+                final_attempt=final_attempt,
+                deadline=deadline,
+            )
+        except budget.OverBudget as exc:
+            writer.error_notice(exc.notice(str(bot["name"])))
+            return Outcome("over budget", exc.scope)
     except AlreadyAnswered:
         return Outcome("already answered")
     except ReplyIdTaken as exc:

@@ -8,13 +8,14 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
 import httpx
 
 from shared.llm.sse import EventParser, StreamTooLarge
+from shared.llm.usage import Usage, usage_of
 
 logger = logging.getLogger(__name__)
 
@@ -92,17 +93,33 @@ class OpenAICompatible:
     """
 
     def __init__(
-        self, base_url: str, api_key: str, http: httpx.Client, *, deadline_seconds: float
+        self,
+        base_url: str,
+        api_key: str,
+        http: httpx.Client,
+        *,
+        deadline_seconds: float,
+        max_tokens: int | None = None,
     ) -> None:
         self._url = f"{base_url}/chat/completions"
         self._key = api_key
         self._http = http
         self._deadline = deadline_seconds
+        self.max_tokens = max_tokens  # the reply's cap, sent to the provider
+        self.usage: Usage | None = None  # the last stream's, if the provider said
 
     def stream(
         self, model: str, messages: Sequence[ChatMessage], *, deadline: float | None = None
     ) -> Iterator[str]:
-        body = {"model": model, "messages": [_payload(m) for m in messages], "stream": True}
+        body: dict[str, object] = {
+            "model": model,
+            "messages": [_payload(m) for m in messages],
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        if self.max_tokens is not None:
+            body["max_tokens"] = self.max_tokens
+        self.usage = None
         headers = {
             "Authorization": f"Bearer {self._key}",
             "Accept": "text/event-stream",
@@ -114,12 +131,17 @@ class OpenAICompatible:
         )
         reader.start()
         try:
-            yield from self._deltas(reader.events())
+            yield from self._deltas(reader.events(), self._saw_usage)
         finally:
             reader.cancel()
 
+    def _saw_usage(self, usage: Usage) -> None:
+        self.usage = usage
+
     @staticmethod
-    def _deltas(events: Iterator[str]) -> Iterator[str]:
+    def _deltas(
+        events: Iterator[str], on_usage: Callable[[Usage], None] | None = None
+    ) -> Iterator[str]:
         finished = False
         try:
             for data in events:
@@ -132,6 +154,9 @@ class OpenAICompatible:
                     continue
                 if not isinstance(chunk, dict):
                     continue
+                usage = usage_of(chunk)
+                if usage is not None and on_usage is not None:
+                    on_usage(usage)
                 if isinstance(chunk.get("error"), dict):
                     code = chunk["error"].get("code")
                     status = code if isinstance(code, int) else 502

@@ -29,6 +29,8 @@ EXPECTED: dict[str, frozenset[str]] = {
     "write_bot_reply(text,text,text,text,text)": SERVICE,
     "set_bot_llm_api_key(text,text)": SERVICE,
     "ack_bot_delivery(text)": SERVICE,
+    "reserve_bot_tokens(text,text,bigint)": SERVICE,
+    "record_bot_tokens(text,text,bigint,boolean)": SERVICE,
     # Policy helpers: RLS calls them as the signed-in user
     "private.my_being_ids()": AUTHENTICATED,
     "private.my_space_ids()": AUTHENTICATED,
@@ -51,6 +53,12 @@ EXPECTED: dict[str, frozenset[str]] = {
     "private.send_bot_delivery(text)": NOBODY,
     "private.give_up_bot_delivery(text,text)": NOBODY,
     "private.redeliver_bot_webhooks(integer)": NOBODY,
+    "private.take_rate_tokens(text,integer)": NOBODY,
+    "private.limit_space_writes()": NOBODY,
+    "private.limit_chat_writes()": NOBODY,
+    "private.bot_budget(text,text)": NOBODY,
+    "private.bot_budget_refusal(text,text,text,text,date)": NOBODY,
+    "private.add_bot_tokens(text,text,date,bigint,boolean)": NOBODY,
     # CHECK constraints run them as whoever writes the row
     "private.max_intention_content_bytes()": AUTHENTICATED | SERVICE,
     "private.is_valid_mongo_id(text)": SERVICE,

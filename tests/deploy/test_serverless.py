@@ -464,6 +464,46 @@ def test_snapstart_opt_in_publishes_versions_and_events_call_the_alias(
         assert target["Fn::Join"][1][1] == "snapstart", target
 
 
+def test_the_http_api_is_throttled_and_the_worker_concurrency_capped(
+    packaged: dict[str, Any],
+) -> None:
+    resources = packaged["Resources"]
+    # Every route of the stage's HTTP API: API Gateway answers a flood 429 itself
+    stages = [
+        v["Properties"] for v in resources.values() if v["Type"] == "AWS::ApiGatewayV2::Stage"
+    ]
+    assert len(stages) == 1
+    assert stages[0]["DefaultRouteSettings"] == {
+        "DetailedMetricsEnabled": False,
+        "ThrottlingBurstLimit": 200,
+        "ThrottlingRateLimit": 100,
+    }
+    assert not stages[0].get("RouteSettings")  # no route escapes the default
+    # The queue feeds at most five workers at once, however deep it is
+    (mapping,) = [
+        v["Properties"]
+        for v in resources.values()
+        if v["Type"] == "AWS::Lambda::EventSourceMapping"
+    ]
+    assert mapping["ScalingConfig"] == {"MaximumConcurrency": 5}
+
+
+def test_throttling_and_worker_concurrency_are_stage_params() -> None:
+    # When a stage is given its own limits
+    params = ("--param=httpBurstLimit=40", "--param=httpRateLimit=20",
+              "--param=workerMaxConcurrency=2")  # fmt: skip
+
+    def resolved(path: str, opener: str) -> Any:
+        done = sls("print", "--stage", "ci", *params, "--path", path, "--format", "json")
+        return json.loads(done.stdout[done.stdout.index(opener) :])
+
+    # Then the stage and the event source mapping get them
+    routes = resolved("resources.extensions.HttpApiStage.Properties.DefaultRouteSettings", "{")
+    assert (int(routes["ThrottlingBurstLimit"]), int(routes["ThrottlingRateLimit"])) == (40, 20)
+    [event] = resolved("functions.botWorker.events", "[")
+    assert event["sqs"]["maximumConcurrency"] == 2
+
+
 def test_another_region_takes_the_extension_layer_from_a_param() -> None:
     # Given a region serverless.yml has no layer ARN for, and the ARN as a param
     arn = "arn:aws:lambda:ap-south-1:176022468876:layer:AWS-Parameters-and-Secrets-Lambda-Extension:11"

@@ -50,13 +50,15 @@ def acting_as(
     *,
     role: str | None = None,
     topic: str | None = None,
+    commit: bool = False,
 ) -> Iterator[psycopg.Cursor[dict[str, Any]]]:
     """A transaction under `role` with `request.jwt.claims`, as PostgREST runs one.
 
-    Rolled back at the end, so a refused statement leaves nothing behind.
+    Rolled back at the end (so a refused statement leaves nothing behind)
+    unless `commit`.
     """
     role = role or (claims or {}).get("role", "anon")
-    with conn.transaction(force_rollback=True), conn.cursor(row_factory=dict_row) as cur:
+    with conn.transaction(force_rollback=not commit), conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
             "select set_config('role', %s, true), set_config('request.jwt.claims', %s, true),"
             " set_config('realtime.topic', %s, true)",

@@ -34,6 +34,11 @@ class Step:
     endless: bytes | None = None
     pause: float = 0.0
     endless_limit: int = 64 * 1024 * 1024
+    # The usage chunk, sent as OpenAI does when the request asks for it
+    # (stream_options.include_usage): (prompt, completion) tokens, by default
+    # a word count of the messages and the number of tokens streamed.
+    usage: tuple[int, int] | None = None
+    report_usage: bool = True
 
 
 def reply(text: str, **kwargs: Any) -> Step:
@@ -69,6 +74,19 @@ def _chunk(content: str | None, finish: str | None = None) -> bytes:
         "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
     }
     return f"data: {json.dumps(body)}\n\n".encode()
+
+
+def _usage_chunk(step: Step, body: dict[str, Any]) -> bytes:
+    prompt, completion = step.usage or (
+        sum(len(str(m.get("content", "")).split()) for m in body.get("messages", [])),
+        len(step.tokens),
+    )
+    usage = {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
+    return f"data: {json.dumps({'id': 'gen-1', 'choices': [], 'usage': usage})}\n\n".encode()
 
 
 def _handler(fake: FakeLlm) -> type[BaseHTTPRequestHandler]:
@@ -122,6 +140,9 @@ def _handler(fake: FakeLlm) -> type[BaseHTTPRequestHandler]:
                         time.sleep(step.delay_between)
                 if step.finish:
                     self.wfile.write(_chunk(None, "stop"))
+                    asked = (body.get("stream_options") or {}).get("include_usage")
+                    if asked and step.report_usage:
+                        self.wfile.write(_usage_chunk(step, body))
                     self.wfile.write(b"data: [DONE]\n\n")
                 self.wfile.flush()
             except (BrokenPipeError, ConnectionResetError):

@@ -13,6 +13,7 @@ from typing import Any
 import psycopg
 
 from shared import container
+from shared.db.direct import error_from_psycopg
 from shared.errors import AppError
 
 SPACE = "#lounge"
@@ -46,6 +47,9 @@ def say(database_url: str, token: str, text: str) -> dict[str, Any]:
 def error_status(exc: Exception) -> tuple[int, dict[str, Any]]:
     """As PostgREST answers: the caller's mistakes are 4xx, anything else a
     logged 500; always a JSON body, never an exception."""
+    if isinstance(exc, psycopg.Error) and (exc.sqlstate or "").startswith("PT"):
+        # Our SQL's own errors (e.g. PT429 over a rate limit): the status they name.
+        exc = error_from_psycopg(exc, signed_in=True)
     if isinstance(exc, AppError):
         return exc.status, {"error": {"code": exc.code, "message": exc.message}}
     if isinstance(exc, psycopg.errors.InsufficientPrivilege):
