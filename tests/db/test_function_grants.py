@@ -31,11 +31,16 @@ EXPECTED: dict[str, frozenset[str]] = {
     "ack_bot_delivery(text)": SERVICE,
     "reserve_bot_tokens(text,text,bigint)": SERVICE,
     "record_bot_tokens(text,text,bigint,boolean)": SERVICE,
+    "mark_chat_thread_read(text,uuid)": AUTHENTICATED,
+    "chat_unread_counts()": AUTHENTICATED,
+    "chat_messages_before(text,uuid,integer)": AUTHENTICATED,
+    "space_intentions_before(text,text,integer)": AUTHENTICATED,
     # Policy helpers: RLS calls them as the signed-in user
     "private.my_being_ids()": AUTHENTICATED,
     "private.my_space_ids()": AUTHENTICATED,
     "private.is_chat_topic_participant(text)": AUTHENTICATED,
     "private.is_space_topic_member(text)": AUTHENTICATED,
+    "private.is_typing_topic_member(text)": AUTHENTICATED,
     # Internals: called by SECURITY DEFINER functions and triggers only
     "private.set_modified_at()": NOBODY,
     "private.sync_chat_user()": NOBODY,
@@ -59,9 +64,14 @@ EXPECTED: dict[str, frozenset[str]] = {
     "private.bot_budget(text,text)": NOBODY,
     "private.bot_budget_refusal(text,text,text,text,date)": NOBODY,
     "private.add_bot_tokens(text,text,date,bigint,boolean)": NOBODY,
+    "private.require_chat_participant(text,uuid)": NOBODY,
+    "private.chat_unread_count(chat_threads,uuid)": NOBODY,
+    "private.broadcast_chat_read()": NOBODY,
     # CHECK constraints run them as whoever writes the row
     "private.max_intention_content_bytes()": AUTHENTICATED | SERVICE,
     "private.is_valid_mongo_id(text)": SERVICE,
+    # space_intentions_before runs as the caller (under RLS) and checks its limit
+    "private.page_limit(integer)": AUTHENTICATED,
 }
 
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+import pytest
 from psycopg.rows import dict_row
 
 
@@ -73,7 +74,19 @@ def rpc(
     function: str,
     **args: Any,
 ) -> Any:
-    """Calls public.<function>(name => value, ...) as the caller and commits."""
+    """Calls public.<function>(name => value, ...) as the caller and commits;
+    its (first) row as JSON."""
+    rows = rpc_rows(conn, claims, function, **args)
+    return rows[0] if rows else None
+
+
+def rpc_rows(
+    conn: psycopg.Connection[Any],
+    claims: dict[str, Any] | None,
+    function: str,
+    **args: Any,
+) -> list[Any]:
+    """Every row public.<function>(...) returns (a set-returning RPC), as JSON."""
     role = (claims or {}).get("role", "anon")
     named = ", ".join(f"{name} => %({name})s" for name in args)
     with conn.transaction(), conn.cursor() as cur:
@@ -82,8 +95,15 @@ def rpc(
             (role, json.dumps(claims or {"role": role})),
         )
         cur.execute(f"select to_jsonb(r) from public.{function}({named}) r", args)  # noqa: S608
-        row = cur.fetchone()
-        return row[0] if row else None
+        return [row[0] for row in cur.fetchall()]
+
+
+def refusal(call: Callable[[], Any]) -> tuple[str | None, str | None]:
+    """What an RPC error says: its SQLSTATE (PostgREST's PTxxx: the HTTP
+    status) and the machine code in DETAIL."""
+    with pytest.raises(psycopg.Error) as refused:
+        call()
+    return refused.value.sqlstate, refused.value.diag.message_detail
 
 
 SERVICE_CLAIMS: dict[str, Any] = {"role": "service_role"}
