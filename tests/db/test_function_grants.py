@@ -65,7 +65,7 @@ EXPECTED: dict[str, frozenset[str]] = {
     "private.bot_budget_refusal(text,text,text,text,date)": NOBODY,
     "private.add_bot_tokens(text,text,date,bigint,boolean)": NOBODY,
     "private.require_chat_participant(text,uuid)": NOBODY,
-    "private.chat_unread_count(chat_threads,uuid)": NOBODY,
+    "private.chat_unread(uuid,text)": NOBODY,
     "private.broadcast_chat_read()": NOBODY,
     # CHECK constraints run them as whoever writes the row
     "private.max_intention_content_bytes()": AUTHENTICATED | SERVICE,

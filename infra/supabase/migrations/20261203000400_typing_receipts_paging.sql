@@ -121,24 +121,43 @@ using (
 
 -- Unread means: messages from the other participant after my mark (my own
 -- messages are never unread to me). This index makes counting them one
--- short range scan per thread: (thread, sender) equal, (created_at, id)
--- after the mark.
+-- short index-only range scan per thread: (sender, thread) equal,
+-- (created_at, id) after the mark. The sender leads so that a page of a
+-- thread (thread_id alone) keeps to chat_messages_thread_history_idx.
 create index chat_messages_unread_idx
-  on public.chat_messages (thread_id, sender_supabase_id, created_at, id);
+  on public.chat_messages (sender_supabase_id, thread_id, created_at, id);
 
--- How many messages of _thread _user_id has not read (see above).
-create or replace function private.chat_unread_count(_thread public.chat_threads, _user_id uuid)
-returns bigint
+-- _user_id's threads (or the one named), each with the other participant,
+-- the unread count, _user_id's mark and the thread's last activity: one
+-- query, per thread one range scan of chat_messages_unread_idx.
+create or replace function private.chat_unread(_user_id uuid, _thread_id text default null)
+returns table (
+  thread_id text,
+  other_mongo_id text,
+  unread_count bigint,
+  last_read_message_id uuid,
+  last_message_at timestamptz
+)
 language sql stable
 set search_path = ''
 as $$
-  select count(*) from public.chat_messages m
-  left join public.chat_read_marks r on r.thread_id = _thread.thread_id and r.user_id = _user_id
-  where m.thread_id = _thread.thread_id
-    and m.sender_supabase_id = case when _thread.user_a_supabase_id = _user_id
-                                    then _thread.user_b_supabase_id else _thread.user_a_supabase_id end
-    and (m.created_at, m.id) > (coalesce(r.message_created_at, '-infinity'::timestamptz),
-                                coalesce(r.message_id, '00000000-0000-0000-0000-000000000000'::uuid))
+  select t.thread_id,
+         case when t.user_a_supabase_id = _user_id then t.user_b_mongo_id else t.user_a_mongo_id end,
+         unread.n,
+         r.message_id,
+         t.last_message_at
+  from public.chat_threads t
+  left join public.chat_read_marks r on r.thread_id = t.thread_id and r.user_id = _user_id
+  cross join lateral (
+    select count(*) as n from public.chat_messages m
+    where m.thread_id = t.thread_id
+      and m.sender_supabase_id = case when t.user_a_supabase_id = _user_id
+                                      then t.user_b_supabase_id else t.user_a_supabase_id end
+      and (m.created_at, m.id) > (coalesce(r.message_created_at, '-infinity'::timestamptz),
+                                  coalesce(r.message_id, '00000000-0000-0000-0000-000000000000'::uuid))
+  ) unread
+  where (t.user_a_supabase_id = _user_id or t.user_b_supabase_id = _user_id)
+    and (_thread_id is null or t.thread_id = _thread_id)
 $$;
 
 -- Marks the caller's read position in a thread at a message of that thread.
@@ -180,7 +199,8 @@ begin
   end if;
 
   return to_jsonb(mark) || jsonb_build_object(
-    'moved', moved, 'unread_count', private.chat_unread_count(thread, me.user_id)
+    'moved', moved,
+    'unread_count', (select u.unread_count from private.chat_unread(me.user_id, thread.thread_id) u)
   );
 end;
 $$;
@@ -216,8 +236,7 @@ create trigger chat_read_marks_broadcast
   after insert or update on public.chat_read_marks
   for each row execute function private.broadcast_chat_read();
 
--- The caller's threads, each with its unread count, newest activity first,
--- in one query: per thread one range scan of chat_messages_unread_idx.
+-- The caller's threads, each with its unread count (see private.chat_unread).
 create or replace function public.chat_unread_counts()
 returns table (
   thread_id text,
@@ -229,16 +248,8 @@ returns table (
 language sql stable security definer
 set search_path = ''
 as $$
-  select t.thread_id,
-         case when t.user_a_supabase_id = me.user_id then t.user_b_mongo_id else t.user_a_mongo_id end,
-         private.chat_unread_count(t, me.user_id),
-         r.message_id,
-         t.last_message_at
-  from private.require_chat_user() me
-  join public.chat_threads t
-    on t.user_a_supabase_id = me.user_id or t.user_b_supabase_id = me.user_id
-  left join public.chat_read_marks r on r.thread_id = t.thread_id and r.user_id = me.user_id
-  order by t.last_message_at desc nulls last, t.thread_id
+  select u.* from private.require_chat_user() me, private.chat_unread(me.user_id) u
+  order by u.last_message_at desc nulls last, u.thread_id
 $$;
 
 ------------------------------------------------------------------------------
