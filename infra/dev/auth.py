@@ -6,6 +6,7 @@ serves it on a project's URL:
   secret; the JWKS is empty (HS256).
 - Realtime: WebSocket upgrades under /realtime/v1/ go on to the local
   Realtime endpoint; POST /realtime/v1/api/broadcast is its REST broadcast.
+- PostgREST's RPC calls: POST /rest/v1/rpc/<function> (infra/dev/postgrest.py).
 - Local only: the job queue's SQS API under /local/sqs (infra/dev/sqs.py),
   for `make invoke FN=botTrigger`.
 """
@@ -21,13 +22,14 @@ from typing import TYPE_CHECKING, Any
 
 import jwt
 
-from infra.dev import sqs
+from infra.dev import postgrest, sqs
 from infra.dev.realtime import rest
 from infra.dev.realtime.proxy import PREFIX as REALTIME_PREFIX
 from infra.dev.realtime.proxy import forward_upgrade
 from scripts.dev_tokens import USERS, access_token
 
 if TYPE_CHECKING:
+    from infra.dev.postgrest import RpcEndpoint
     from infra.dev.realtime.server import RealtimeServer
 
 
@@ -37,6 +39,7 @@ class LocalAuth:
         # The demo cookies carry these; each use rotates to a new one.
         self._refresh_tokens = {f"local-refresh-{mongo}": mongo for mongo in USERS}
         self.realtime: RealtimeServer | None = None
+        self.postgrest: RpcEndpoint | None = None
 
     def sign_in(self, mongo: str, expires_in: int = 3600) -> dict[str, Any]:
         """A new session for a demo user (the dev page's sign-in), with its own refresh token."""
@@ -94,12 +97,16 @@ class LocalAuth:
             def do_OPTIONS(self) -> None:
                 if rest.is_broadcast_path(self.path):
                     rest.answer(self, auth.realtime)
+                elif postgrest.is_rpc_path(self.path):
+                    postgrest.answer(self, auth.postgrest)
                 else:
                     self._reply(404, {"msg": "not found"})
 
             def do_POST(self) -> None:
                 if rest.is_broadcast_path(self.path):
                     rest.answer(self, auth.realtime)
+                elif postgrest.is_rpc_path(self.path):
+                    postgrest.answer(self, auth.postgrest)
                 elif self.path.rstrip("/") == sqs.PATH:
                     from shared import container  # make dev's own queue, whatever it is
 

@@ -1,7 +1,8 @@
 // The demo page in headless Chromium (Debian's, driven by playwright-core:
 // nothing downloaded): CORS with credentials, the private channel between
-// two people, a stranger refused, the bot's reply streaming in, and a
-// session refreshed while the page keeps receiving. Started by
+// two people, a stranger refused, the bot's reply streaming in, a session
+// refreshed while the page keeps receiving, history paged back on scroll,
+// "... is typing" and read receipts. Started by
 // tests/browser/test_front_end.py with the stack's URLs in the environment.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
@@ -199,13 +200,16 @@ test('opened after messages were sent, the thread and #lounge show their history
   assert.ok(bodies.indexOf(`While you were away ${stamp}`) < bodies.indexOf(`Welcome back ${stamp}`), bodies.join(' | '))
   assert.equal(bodies.filter((b) => b === `While you were away ${stamp}`).length, 1)
 
-  // And a stranger's page gets none of it (RLS)
+  // And a stranger's page gets none of it
   const { context, page } = await open('')
-  const refused = await page.evaluate(async (cy) => {
-    const response = await fetch('/dev/history?thread_id=ada__bob', { headers: { Authorization: `Bearer ${cy}` } })
-    return response.json()
-  }, token(env.CY_ID, 'cy'))
-  assert.deepEqual(refused, [])
+  const refused = await page.evaluate(async ({ url, key, cy }) => {
+    const { createClient } = await import('@supabase/supabase-js')
+    const supabase = createClient(url, key, { accessToken: async () => cy })
+    const thread = await supabase.rpc('chat_messages_before', { _thread_id: 'ada__bob' })
+    const space = await supabase.rpc('space_intentions_before', { _space_id: '#lounge' })
+    return [thread.data, thread.error?.details, space.data, space.error?.details]
+  }, { url: env.SUPABASE_URL, key: env.SUPABASE_ANON_KEY, cy: token(env.CY_ID, 'cy') })
+  assert.deepEqual(refused, [null, 'not_participant', null, 'not_member'])
   await context.close()
   await ada.context.close()
 })
@@ -223,4 +227,57 @@ test('who is online: Ada and Bob see each other in the thread and in #lounge; a 
                                        && window.chat.state.online.lounge.join() === 'ada', null, { timeout: 5000 })
   assert.deepEqual(await ada.page.locator('#lounge-online .online').allTextContents(), ['ada'])
   await ada.context.close()
+})
+
+test('scrolled to the top, the thread pages further back: each message once, in order', async () => {
+  // Given more messages in the thread than the page first loads
+  const stamp = Date.now()
+  for (let n = 0; n < 60; n++) {
+    await post(`${env.API_URL}/chat/messages`, n % 2 ? 'bob' : 'ada', { thread_id: 'ada__bob', body: `older ${stamp} ${n}` })
+  }
+  const ada = await signedIn('?as=ada')
+  await ada.page.waitForFunction(() => window.chat.state.history.dm > 0)
+  const before = await chatState(ada.page)
+  const shown = () => ada.page.locator('#messages li').count()
+  const first = await shown()
+
+  // When Ada scrolls to the top of the thread
+  await ada.page.locator('#messages').evaluate((list) => { list.scrollTop = 0 })
+
+  // Then the page before arrives above, once
+  await ada.page.waitForFunction((pages) => window.chat.state.pages.dm > pages, before.pages.dm, { timeout: 5000 })
+  await ada.page.waitForFunction((n) => document.querySelectorAll('#messages li').length > n, first)
+  const ids = await ada.page.locator('#messages li').evaluateAll((items) => items.map((i) => i.dataset.id))
+  assert.equal(new Set(ids).size, ids.length, 'a message is shown twice')
+  const created = await ada.page.locator('#messages li').evaluateAll((items) => items.map((i) => i.dataset.created))
+  assert.deepEqual(created, [...created].sort())
+  assert.ok(await shown() > first)
+  await ada.context.close()
+})
+
+test('typing shows "... is typing" on the other page, throttled, and gone once the message arrives; a read message shows as seen', async () => {
+  const ada = await signedIn('?as=ada')
+  const bob = await signedIn('?as=bob')
+
+  // When Ada types a long message, key by key
+  await ada.page.locator('#message').pressSequentially('Typing, slowly', { delay: 20 })
+
+  // Then Bob's page says so, from a few throttled sends (not one per key)
+  await bob.page.locator('#thread-typing', { hasText: 'ada is typing…' }).waitFor({ timeout: 5000 })
+  assert.ok((await chatState(ada.page)).typingSent <= 2, `sent ${(await chatState(ada.page)).typingSent} typing events`)
+  assert.equal(await ada.page.locator('#thread-typing').textContent(), '')
+
+  // When she sends it, the indicator goes, and Bob's page (visible) marks it read
+  await ada.page.press('#message', 'Enter')
+  await messageIn(bob.page, 'Typing, slowly')
+  assert.equal(await bob.page.locator('#thread-typing').textContent(), '')
+  const mine = ada.page.locator('#messages li.mine', { hasText: 'Typing, slowly' })
+  await mine.and(ada.page.locator('li[data-seen]')).waitFor({ timeout: 5000 })
+
+  // And in #lounge, Bob sees Ada typing too, until it expires
+  await ada.page.locator('#utterance').pressSequentially('hm', { delay: 20 })
+  await bob.page.locator('#lounge-typing', { hasText: 'ada is typing…' }).waitFor({ timeout: 5000 })
+  await bob.page.locator('#lounge-typing', { hasText: /^$/ }).waitFor({ timeout: 8000 })
+  await ada.context.close()
+  await bob.context.close()
 })

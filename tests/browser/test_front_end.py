@@ -25,6 +25,11 @@ def test_supabase_js_joins_is_refused_and_receives(dev_stack: DevStack) -> None:
     assert _passed(report) == 10, report
 
 
+def test_typing_receipts_unread_counts_and_paging_with_supabase_js(dev_stack: DevStack) -> None:
+    report = run_node(dev_stack, "tests/node/chat.test.mjs", timeout=300)
+    assert _passed(report) == 6, report
+
+
 def test_the_page_in_a_real_browser(dev_stack: DevStack, tmp_path: Path) -> None:
     # UPDATE_SCREENSHOT=1 refreshes the one the README shows.
     shot = (
@@ -33,5 +38,5 @@ def test_the_page_in_a_real_browser(dev_stack: DevStack, tmp_path: Path) -> None
         else tmp_path / "page.png"
     )
     report = run_node(dev_stack, "tests/browser/page.test.mjs", screenshot=shot)
-    assert _passed(report) == 6, report
+    assert _passed(report) == 8, report
     assert shot.stat().st_size > 10_000, "no screenshot of the conversation"

@@ -4,74 +4,8 @@
 // stack's URLs in the environment.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { createHmac, randomUUID } from 'node:crypto'
-import WebSocket from 'ws'
-import { createClient } from '@supabase/supabase-js'
-
-const env = process.env
-const USERS = {
-  ada: { id: env.ADA_ID, mongo: 'ada' },
-  bob: { id: env.BOB_ID, mongo: 'bob' },
-  cy: { id: env.CY_ID, mongo: 'cy' },
-}
-const clients = []
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
-
-// An access token as GoTrue signs it (the local HS256 secret).
-function token(user, ttlSeconds = 3600) {
-  const now = Math.floor(Date.now() / 1000)
-  const encode = (part) => Buffer.from(JSON.stringify(part)).toString('base64url')
-  const claims = {
-    iss: `${env.SUPABASE_URL}/auth/v1`, sub: USERS[user].id, aud: 'authenticated', role: 'authenticated', iat: now, exp: now + ttlSeconds,
-    app_metadata: { provider: 'email', mongo_user_id: USERS[user].mongo }, user_metadata: {},
-  }
-  const unsigned = `${encode({ alg: 'HS256', typ: 'JWT' })}.${encode(claims)}`
-  return `${unsigned}.${createHmac('sha256', env.JWT_SECRET).update(unsigned).digest('base64url')}`
-}
-
-// As a front end does it: the token comes from elsewhere (our `token`
-// function), supabase-js asks for it through `accessToken`.
-async function connect(accessToken, realtime = {}) {
-  const holder = { token: accessToken }
-  const supabase = createClient(env.SUPABASE_URL, env.SUPABASE_ANON_KEY, {
-    accessToken: async () => holder.token,
-    realtime: { transport: WebSocket, ...realtime },
-  })
-  await supabase.realtime.setAuth(accessToken)
-  clients.push(supabase)
-  return { supabase, holder }
-}
-
-// Subscribes; resolves with the first outcome (SUBSCRIBED, CHANNEL_ERROR, ...).
-function subscribe(channel) {
-  return new Promise((resolve) => {
-    let settled = false
-    channel.subscribe((status, error) => {
-      if (!settled) resolve({ status, error })
-      settled = true
-    })
-  })
-}
-
-async function waitFor(predicate, ms = 3000) {
-  const deadline = Date.now() + ms
-  while (Date.now() < deadline) {
-    if (predicate()) return true
-    await sleep(20)
-  }
-  return predicate()
-}
-
-async function api(user, path, body) {
-  const response = await fetch(`${env.API_URL}${path}`, {
-    method: 'POST',
-    headers: { Authorization: `Bearer ${token(user)}`, 'Content-Type': 'application/json' },
-    body: JSON.stringify(body),
-  })
-  const text = await response.text()
-  assert.ok(response.ok, `${path}: ${response.status} ${text}`)
-  return JSON.parse(text)
-}
+import { randomUUID } from 'node:crypto'
+import { api, closeAll, connect, env, sleep, subscribe, token, waitFor } from './support.mjs'
 
 function threadChannel(supabase, received, name = 'chat:ada__bob', isPrivate = true) {
   return supabase
@@ -83,9 +17,7 @@ test.before(async () => {
   await api('ada', '/chat/threads/ensure', { other_mongo_id: 'bob' })
 })
 
-test.after(async () => {
-  await Promise.all(clients.map((c) => c.removeAllChannels()))
-})
+test.after(closeAll)
 
 test('a participant joins chat:<thread_id> and receives the messages written to the thread', async () => {
   // Given Ada and Bob on their private thread channel

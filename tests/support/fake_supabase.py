@@ -19,26 +19,11 @@ import jwt
 import psycopg
 from psycopg import sql
 
+from infra.dev.postgrest import postgrest_status
 from tests.support.loopback import serve
 from tests.support.tokens import SigningKeys
 
 _RPC = re.compile(r"^/rest/v1/rpc/([A-Za-z_][A-Za-z0-9_]*)$")
-
-
-def _postgrest_status(sqlstate: str, role: str) -> int:
-    """PostgREST's documented SQLSTATE -> HTTP table (the parts we can hit)."""
-    if sqlstate.startswith("PT") and sqlstate[2:].isdigit():
-        return int(sqlstate[2:])
-    if sqlstate == "42501":
-        return 401 if role == "anon" else 403
-    table = {"42883": 404, "23505": 409, "23503": 409, "P0001": 400}
-    if sqlstate in table:
-        return table[sqlstate]
-    if sqlstate[:2] in ("08", "53"):
-        return 503
-    if sqlstate[:2] in ("22", "23"):
-        return 400
-    return 500
 
 
 @dataclass
@@ -120,7 +105,7 @@ class FakeSupabase:
             }
         except psycopg.Error as exc:
             state = exc.sqlstate or "XX000"
-            return _postgrest_status(state, role), {
+            return postgrest_status(state, role), {
                 "code": state,
                 "message": exc.diag.message_primary,
                 "details": exc.diag.message_detail,

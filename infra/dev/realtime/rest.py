@@ -41,27 +41,27 @@ def is_broadcast_path(path: str) -> bool:
 def answer(handler: BaseHTTPRequestHandler, realtime: RealtimeServer | None) -> None:
     """Serves one request to the endpoint (POST, or the browser's OPTIONS preflight)."""
     if handler.command == "OPTIONS":
-        _reply(handler, 204, None)
+        reply(handler, 204, None)
         return
     if realtime is None:
-        _reply(handler, 503, {"message": "Realtime is not running"})
+        reply(handler, 503, {"message": "Realtime is not running"})
         return
     if realtime.api_keys.role(handler.headers.get("apikey", "")) is None:
         # Refused at the gateway, as hosted: the body is never read.
         handler.close_connection = True
-        _reply(handler, 401, {"message": "Invalid API key"})
+        reply(handler, 401, {"message": "Invalid API key"})
         return
     try:
         messages, single = _messages(handler)
     except BadRequest as exc:
-        _reply(handler, exc.status, {"message": str(exc)})
+        reply(handler, exc.status, {"message": str(exc)})
         return
     bearer = handler.headers.get("Authorization", "")
     token = bearer[7:].strip() if bearer[:7].lower() == "bearer " else ""
     status, body = realtime.api_broadcast(
         handler.headers.get("apikey", ""), token, messages, single=single
     )
-    _reply(handler, status, body)
+    reply(handler, status, body)
 
 
 def _messages(handler: BaseHTTPRequestHandler) -> tuple[list[dict[str, Any]], bool]:
@@ -103,10 +103,13 @@ def _message(raw: Any) -> dict[str, Any]:
             "private": private is True or private == "true"}  # fmt: skip
 
 
-def _reply(handler: BaseHTTPRequestHandler, status: int, body: dict[str, Any] | None) -> None:
+def reply(
+    handler: BaseHTTPRequestHandler, status: int, body: Any, cors: dict[str, str] = CORS
+) -> None:
+    """A JSON answer (None: no body) with open CORS, as Supabase's API answers."""
     data = b"" if body is None else json.dumps(body).encode()
     handler.send_response(status)
-    for name, value in CORS.items():
+    for name, value in cors.items():
         handler.send_header(name, value)
     if body is not None:
         handler.send_header("Content-Type", "application/json")

@@ -1,5 +1,6 @@
-"""What `make dev` adds for the browser: the Realtime endpoint (reached
-through SUPABASE_URL) and the demo page on its own origin."""
+"""What `make dev` adds for the browser: the Realtime endpoint and
+PostgREST's RPC calls (both reached through SUPABASE_URL), and the demo page
+on its own origin."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from functools import partial
 from http.server import ThreadingHTTPServer
 
 from infra.dev.auth import LocalAuth
+from infra.dev.postgrest import RpcEndpoint
 from infra.dev.realtime.server import ApiKeys, RealtimeServer
-from infra.dev.web.history import recent
 from infra.dev.web.lounge import say
 from infra.dev.web.server import page_handler
 from scripts.dev_tokens import USERS
@@ -36,6 +37,7 @@ def allow_page_origin() -> str:
 @dataclass
 class FrontEnd:
     realtime: RealtimeServer
+    postgrest: RpcEndpoint
     page: ThreadingHTTPServer
     url: str
 
@@ -43,6 +45,7 @@ class FrontEnd:
         self.page.shutdown()
         self.page.server_close()
         self.realtime.stop()
+        self.postgrest.close()
 
 
 def start_front_end(admin_dsn: str, database_url: str, auth: LocalAuth, api_port: int) -> FrontEnd:
@@ -50,6 +53,9 @@ def start_front_end(admin_dsn: str, database_url: str, auth: LocalAuth, api_port
     realtime = RealtimeServer(admin_dsn, keys, container.verifier)
     realtime.start()
     auth.realtime = realtime
+    postgrest = RpcEndpoint(database_url, keys, container.verifier)
+    postgrest.open()
+    auth.postgrest = postgrest
     settings = container.settings()
     config = {
         "supabaseUrl": settings.supabase_url,
@@ -58,14 +64,14 @@ def start_front_end(admin_dsn: str, database_url: str, auth: LocalAuth, api_port
         "refreshMarginSeconds": int(os.environ.get("TOKEN_REFRESH_MARGIN_SECONDS", "60")),
     }
     cookie = os.environ.get("AUTH_COOKIE_NAME") or f"sb-{settings.project_ref}-auth-token"
-    handler = page_handler(config, auth.sign_in, partial(say, database_url), cookie, list(USERS),
-                           partial(recent, database_url))  # fmt: skip
+    handler = page_handler(config, auth.sign_in, partial(say, database_url), cookie, list(USERS))
     try:
         page = ThreadingHTTPServer(("127.0.0.1", page_port()), handler)
     except OSError as exc:
         realtime.stop()
+        postgrest.close()
         raise RuntimeError(f"the demo page cannot listen on port {page_port()} ({exc.strerror}):"
                          " set DEV_WEB_PORT to a free port") from None  # fmt: skip
     page.daemon_threads = True
     threading.Thread(target=page.serve_forever, name="page", daemon=True).start()
-    return FrontEnd(realtime, page, f"http://127.0.0.1:{page_port()}")
+    return FrontEnd(realtime, postgrest, page, f"http://127.0.0.1:{page_port()}")
