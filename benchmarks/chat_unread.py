@@ -8,7 +8,9 @@ the role and claims, then the call), in two read states: nothing read
 message: 5 unread each). Side by side, in alternating rounds, with and
 without chat_messages_unread_idx (dropped inside a transaction that is
 rolled back), so the ratio is what the index buys; the history index
-(thread_id, created_at desc, id desc) is there either way.
+(thread_id, created_at desc, id desc) is there either way. What the index
+costs each write: insert_chat_message calls per second (durable commits,
+one connection) with and without it, in alternating 2-second phases.
 
 Command: `uv run python -m benchmarks.chat_unread` (also part of `make bench`).
 """
@@ -122,6 +124,41 @@ def _side_by_side(conn: psycopg.Connection[Any], claims: str, unread: int) -> tu
     return statistics.median(with_index), statistics.median(without)
 
 
+def _inserts_per_second(conn: psycopg.Connection[Any], claims: str, threads: list[str]) -> float:
+    """insert_chat_message as PostgREST runs it, one commit each, for 2 s."""
+    calls, deadline = 0, time.perf_counter() + 2.0
+    while time.perf_counter() < deadline:
+        with conn.transaction():
+            conn.execute(
+                "select set_config('role', 'authenticated', true),"
+                " set_config('request.jwt.claims', %s, true)",
+                (claims,),
+            )
+            conn.execute(
+                "select public.insert_chat_message(%s, 'benchmark', gen_random_uuid())",
+                (threads[calls % len(threads)],),
+            )
+            conn.execute("reset role")
+        calls += 1
+    return calls / 2.0
+
+
+def _write_cost(conn: psycopg.Connection[Any], claims: str) -> tuple[float, float]:
+    threads = [r[0] for r in conn.execute("select thread_id from public.chat_threads")]
+    definition = conn.execute(
+        "select pg_get_indexdef(%s::regclass)", (f"public.{INDEX}",)
+    ).fetchone()
+    assert definition is not None
+    with_index: list[float] = []
+    without: list[float] = []
+    for _ in range(ROUNDS // 2):
+        with_index.append(_inserts_per_second(conn, claims, threads))
+        conn.execute(f"drop index public.{INDEX}")
+        without.append(_inserts_per_second(conn, claims, threads))
+        conn.execute(definition[0])
+    return statistics.median(with_index), statistics.median(without)
+
+
 def run() -> list[Row]:
     with schema_cluster("chat-unread-bench-") as cluster:
         with psycopg.connect(cluster.dsn(), autocommit=True) as owner:
@@ -131,6 +168,7 @@ def run() -> list[Row]:
             nothing_read = _side_by_side(owner, claims, all_unread)
             _read_up_to(owner, me, READ_UP_TO)
             usual = _side_by_side(owner, claims, THREADS * (MESSAGES_PER_THREAD - READ_UP_TO) // 2)
+            inserts = _write_cost(owner, claims)
         name = "chat_unread_counts (1 user, 1,000 threads, 100k messages)"
         rows = []
         for label, (ours, baseline) in (("5 unread per thread", usual),
@@ -140,7 +178,13 @@ def run() -> list[Row]:
                 Row(name, f"median without {INDEX}, {label}", f"{baseline:.1f} ms"),
                 Row(name, f"with / without the index, {label}", f"{ours / baseline:.2f}"),
             ]
-        return rows
+        writes = "insert_chat_message, 1 connection"
+        return [
+            *rows,
+            Row(writes, f"calls per second with {INDEX}", f"{inserts[0]:.0f}/s"),
+            Row(writes, f"calls per second without {INDEX}", f"{inserts[1]:.0f}/s"),
+            Row(writes, "with / without the index", f"{inserts[0] / inserts[1]:.2f}"),
+        ]
 
 
 if __name__ == "__main__":
