@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -53,10 +54,16 @@ class DevStack:
 
 
 def run_node(
-    stack: DevStack, test_file: str, *, screenshot: Path | None = None, timeout: float = 120
+    stack: DevStack,
+    test_file: str,
+    *,
+    screenshot: Path | None = None,
+    timeout: float = 120,
+    extra_env: dict[str, str] | None = None,
 ) -> str:
     """Runs a node:test file against the stack; its report is the assertion message."""
     env = stack.node_env() | ({"SCREENSHOT": str(screenshot)} if screenshot else {})
+    env |= extra_env or {}
     done = subprocess.run(
         ["node", "--test", *_force_exit(), "--test-reporter=spec", test_file],
         cwd=ROOT,
@@ -77,6 +84,35 @@ def _force_exit() -> list[str]:
     can end the run without waiting for it."""
     usage = subprocess.run(["node", "--help"], capture_output=True, text=True, check=False).stdout
     return ["--test-force-exit"] if "--test-force-exit" in usage else []
+
+
+@pytest.fixture(scope="session")
+def seeded_thread(dev_stack: DevStack) -> dict[str, str]:
+    """1,000 older messages in ada__bob, Ada's and Bob's in turn, one
+    millisecond apart, written as the table's owner in one statement (as an
+    import would: the tests page through them, they do not test sending).
+    Their bodies are "<SEED_TAG> <n>"."""
+    tag, count = f"seed-{uuid.uuid4().hex[:8]}", 1_000
+    with psycopg.connect(dev_stack.database_url, autocommit=True) as conn, conn.transaction():
+        conn.execute(
+            "select set_config('role', 'authenticated', true),"
+            " set_config('request.jwt.claims', %s, true)",
+            (json.dumps({"sub": USERS["ada"], "role": "authenticated"}),),
+        )
+        conn.execute("select public.ensure_chat_thread('bob')")
+        conn.execute("reset role")
+        conn.execute(
+            "insert into public.chat_messages (thread_id, sender_supabase_id, sender_mongo_id,"
+            " recipient_mongo_id, body, created_at)"
+            " select t.thread_id, case when n %% 2 = 0 then t.user_a_supabase_id"
+            "   else t.user_b_supabase_id end, case when n %% 2 = 0 then 'ada' else 'bob' end,"
+            "   case when n %% 2 = 0 then 'bob' else 'ada' end, %s || ' ' || n,"
+            "   now() - interval '1 hour' + n * interval '1 ms'"
+            " from public.chat_threads t, generate_series(0, %s - 1) n"
+            " where t.thread_id = 'ada__bob'",
+            (tag, count),
+        )
+    return {"SEED_TAG": tag, "SEED_COUNT": str(count)}
 
 
 @pytest.fixture(scope="session")

@@ -25,18 +25,24 @@ def test_supabase_js_joins_is_refused_and_receives(dev_stack: DevStack) -> None:
     assert _passed(report) == 10, report
 
 
-def test_typing_receipts_unread_counts_and_paging_with_supabase_js(dev_stack: DevStack) -> None:
-    report = run_node(dev_stack, "tests/node/chat.test.mjs", timeout=300)
+def test_typing_receipts_unread_counts_and_paging_with_supabase_js(
+    dev_stack: DevStack, seeded_thread: dict[str, str]
+) -> None:
+    report = run_node(dev_stack, "tests/node/chat.test.mjs", timeout=300, extra_env=seeded_thread)
     assert _passed(report) == 6, report
 
 
-def test_the_page_in_a_real_browser(dev_stack: DevStack, tmp_path: Path) -> None:
+def test_the_page_in_a_real_browser(
+    dev_stack: DevStack, seeded_thread: dict[str, str], tmp_path: Path
+) -> None:
     # UPDATE_SCREENSHOT=1 refreshes the one the README shows.
     shot = (
         ROOT / "docs" / "front-end.png"
         if os.environ.get("UPDATE_SCREENSHOT")
         else tmp_path / "page.png"
     )
-    report = run_node(dev_stack, "tests/browser/page.test.mjs", screenshot=shot)
+    report = run_node(
+        dev_stack, "tests/browser/page.test.mjs", screenshot=shot, extra_env=seeded_thread
+    )
     assert _passed(report) == 8, report
     assert shot.stat().st_size > 10_000, "no screenshot of the conversation"
