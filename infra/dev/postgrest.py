@@ -102,11 +102,18 @@ class _Signature:
 
 class RpcEndpoint:
     def __init__(
-        self, database_url: str, api_keys: ApiKeys, verifier: Callable[[], TokenVerifier]
+        self,
+        database_url: str,
+        api_keys: ApiKeys,
+        verifier: Callable[[], TokenVerifier],
+        wait_seconds: float = 5,
     ) -> None:
         self.api_keys = api_keys
         self._verifier = verifier
-        self._pool = ConnectionPool(database_url, min_size=1, max_size=4, open=False)
+        # wait_seconds: how long a call waits for a connection before its 503.
+        self._pool = ConnectionPool(
+            database_url, min_size=1, max_size=4, open=False, timeout=wait_seconds
+        )
 
     def open(self) -> None:
         self._pool.open()
@@ -143,6 +150,10 @@ class RpcEndpoint:
         try:
             return self._run(role, claims, function, args)
         except psycopg.Error as exc:
+            if isinstance(exc, psycopg.OperationalError) and not exc.sqlstate:
+                # No connection (a PoolTimeout too): as PostgREST answers it.
+                logger.warning("rpc %s: no database connection (%s)", function, exc)
+                return 503, _error("PGRST000", "Could not connect with the database")
             state = exc.sqlstate or "XX000"
             status = postgrest_status(state, role)
             if status >= 500:
@@ -230,7 +241,12 @@ def answer(handler: BaseHTTPRequestHandler, endpoint: RpcEndpoint | None) -> Non
         return
     bearer = handler.headers.get("Authorization", "")
     token = bearer[7:].strip() if bearer[:7].lower() == "bearer " else ""
-    _reply(handler, *endpoint.call(handler.headers.get("apikey", ""), token, function, body))
+    try:
+        status, answered = endpoint.call(handler.headers.get("apikey", ""), token, function, body)
+    except Exception:  # a bug here must still answer in JSON
+        logger.exception("rpc %s failed", function)
+        status, answered = 500, _error("PGRST000", "internal error")
+    _reply(handler, status, answered)
 
 
 def _reply(handler: BaseHTTPRequestHandler, status: int, body: Any) -> None:

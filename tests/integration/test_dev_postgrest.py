@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from http.server import ThreadingHTTPServer
 from typing import Any
 
@@ -29,22 +30,36 @@ def adapter() -> str:
     return "direct"
 
 
+Serve = Callable[[str], httpx.Client]
+
+
 @pytest.fixture
-def rest(environment: None, authenticator_dsn: str, keys: SigningKeys) -> Iterator[httpx.Client]:
-    auth = LocalAuth()
-    endpoint = RpcEndpoint(
-        authenticator_dsn, ApiKeys(keys.anon_key(), keys.service_key()), container.verifier
-    )
-    endpoint.open()
-    auth.postgrest = endpoint
-    server = ThreadingHTTPServer(("127.0.0.1", 0), auth.handler())
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    with httpx.Client(base_url=f"http://127.0.0.1:{server.server_port}/rest/v1/rpc") as client:
-        yield client
-    server.shutdown()
-    server.server_close()
-    endpoint.close()
+def serve(environment: None, keys: SigningKeys) -> Iterator[Serve]:
+    """The local auth's HTTP server with the RPC endpoint on this database."""
+    stack = ExitStack()
+
+    def start(database_url: str) -> httpx.Client:
+        endpoint = RpcEndpoint(database_url, ApiKeys(keys.anon_key(), keys.service_key()),
+                               container.verifier, wait_seconds=1)  # fmt: skip
+        endpoint.open()
+        stack.callback(endpoint.close)
+        auth = LocalAuth()
+        auth.postgrest = endpoint
+        server = ThreadingHTTPServer(("127.0.0.1", 0), auth.handler())
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        stack.callback(server.server_close)
+        stack.callback(server.shutdown)
+        url = f"http://127.0.0.1:{server.server_port}/rest/v1/rpc"
+        return stack.enter_context(httpx.Client(base_url=url))
+
+    with stack:
+        yield start
+
+
+@pytest.fixture
+def rest(serve: Serve, authenticator_dsn: str) -> httpx.Client:
+    return serve(authenticator_dsn)
 
 
 def headers(keys: SigningKeys, token: str | None) -> dict[str, str]:
@@ -128,3 +143,12 @@ def test_anon_unknown_functions_bad_tokens_keys_and_bodies_are_refused(
     assert (not_an_object.status_code, not_an_object.json()["code"]) == (400, "PGRST102")
     assert a_filter.status_code == 404
     assert rest.options("/chat_unread_counts").status_code == 200
+
+
+def test_a_database_that_does_not_answer_is_a_503_json_body(
+    serve: Serve, keys: SigningKeys, pair: tuple[str, str]
+) -> None:
+    client = serve("postgresql://nobody@127.0.0.1:9/none?connect_timeout=1")
+    response = client.post("/chat_unread_counts", headers=headers(keys, pair[0]))
+    assert response.status_code == 503
+    assert response.json()["code"] == "PGRST000"
