@@ -8,7 +8,12 @@ from benchmarks import bot_pipeline, chat_db, chat_unread, cold_start, faults, w
 from benchmarks.report import Row, print_table
 
 BENCHMARKS = [
-    chat_db.run, chat_unread.run, cold_start.run, warm_overhead.run, bot_pipeline.run, faults.run,
+    chat_db.run,
+    chat_unread.run,
+    cold_start.run,
+    warm_overhead.run,
+    bot_pipeline.run,
+    faults.run,
 ]
 
 
