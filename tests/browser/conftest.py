@@ -93,14 +93,14 @@ def seeded_thread(dev_stack: DevStack) -> dict[str, str]:
     import would: the tests page through them, they do not test sending).
     Their bodies are "<SEED_TAG> <n>"."""
     tag, count = f"seed-{uuid.uuid4().hex[:8]}", 1_000
-    with psycopg.connect(dev_stack.database_url, autocommit=True) as conn, conn.transaction():
-        conn.execute(
-            "select set_config('role', 'authenticated', true),"
-            " set_config('request.jwt.claims', %s, true)",
-            (json.dumps({"sub": USERS["ada"], "role": "authenticated"}),),
-        )
-        conn.execute("select public.ensure_chat_thread('bob')")
-        conn.execute("reset role")
+    with psycopg.connect(dev_stack.database_url, autocommit=True) as conn:
+        with conn.transaction():  # as Ada, so the thread is made as the RPC makes it
+            conn.execute(
+                "select set_config('role', 'authenticated', true),"
+                " set_config('request.jwt.claims', %s, true)",
+                (json.dumps({"sub": USERS["ada"], "role": "authenticated"}),),
+            )
+            conn.execute("select public.ensure_chat_thread('bob')")
         conn.execute(
             "insert into public.chat_messages (thread_id, sender_supabase_id, sender_mongo_id,"
             " recipient_mongo_id, body, created_at)"
