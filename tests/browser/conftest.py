@@ -4,6 +4,7 @@ no thread and no space."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -64,17 +65,30 @@ def run_node(
     """Runs a node:test file against the stack; its report is the assertion message."""
     env = stack.node_env() | ({"SCREENSHOT": str(screenshot)} if screenshot else {})
     env |= extra_env or {}
-    done = subprocess.run(
+    # Its own process group: node --test runs each file in a child process,
+    # which a timeout must end too (killing node alone left it running).
+    node = subprocess.Popen(
         ["node", "--test", *_force_exit(), "--test-reporter=spec", test_file],
         cwd=ROOT,
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=timeout,
-        check=False,
+        start_new_session=True,
     )
-    report = done.stdout + done.stderr
-    assert done.returncode == 0, report
+    try:
+        stdout, stderr = node.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(node.pid, signal.SIGKILL)
+        stdout, stderr = node.communicate()
+        raise AssertionError(
+            f"node --test {test_file} ran over {timeout} s:\n{stdout}{stderr}"
+        ) from None
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(node.pid, signal.SIGKILL)  # whatever the run left behind
+    report = stdout + stderr
+    assert node.returncode == 0, report
     return report
 
 
