@@ -21,24 +21,16 @@ from shared.errors import ServiceUnavailable
 
 
 class PostgrestDatabase:
+    """`http` sends every request (the container gives one on its shared
+    pool, with the database timeout); its base URL and headers are not used:
+    postgrest sends absolute URLs with its own headers."""
+
     def __init__(
-        self,
-        supabase_url: str,
-        anon_key: str,
-        service_key: str | None,
-        *,
-        timeout_seconds: float = 5.0,
-        transport: httpx.BaseTransport | None = None,
+        self, supabase_url: str, anon_key: str, service_key: str | None, *, http: httpx.Client
     ) -> None:
-        rest_url = f"{supabase_url}/rest/v1"
-        self._http = httpx.Client(
-            base_url=rest_url,
-            timeout=httpx.Timeout(timeout_seconds, connect=min(timeout_seconds, 2.0)),
-            transport=transport,
-            headers={"apikey": anon_key},
-        )
+        self._http = http
         self._client = SyncPostgrestClient(
-            rest_url, headers={"apikey": anon_key}, http_client=self._http
+            f"{supabase_url}/rest/v1", headers={"apikey": anon_key}, http_client=http
         )
         self._anon_key = anon_key
         self._service_key = service_key

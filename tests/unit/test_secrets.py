@@ -128,30 +128,6 @@ def test_the_extension_answers_without_boto3(extension: dict[str, str]) -> None:
     assert Extension.seen == [("/chat/prod/service-key", "true")]
 
 
-def test_a_cold_start_reading_the_extension_does_not_load_the_idna_codec(
-    extension: dict[str, str],
-) -> None:
-    # Given a fresh process (a cold start) whose parameter the extension holds
-    script = (
-        "import json, os, sys\n"
-        "from shared.secrets import load_ssm_parameters\n"
-        "env = dict(os.environ)\n"
-        "load_ssm_parameters(env)\n"
-        "print(json.dumps([env['X'], 'encodings.idna' in sys.modules]))\n"
-    )
-    # When it reads it
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=ROOT,
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), **extension,
-             "X_SSM": "/chat/prod/service-key"},
-        capture_output=True, text=True, check=True, timeout=60,
-    )  # fmt: skip
-    # Then it has the value, and localhost was resolved without the codec
-    # (encodings.idna and stringprep: ~2.7 ms of every deployed cold start)
-    assert json.loads(done.stdout) == ["the-service-key", False]
-
-
 def test_a_parameter_the_extension_cannot_find_is_named(extension: dict[str, str]) -> None:
     with pytest.raises(ConfigurationError) as failed:
         load_ssm_parameters({**extension, "WEBHOOK_SECRET_SSM": "/chat/prod/missing"})
