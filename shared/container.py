@@ -140,8 +140,10 @@ def _build_jwks() -> JwksCache:
 
 
 def _build_verifier() -> TokenVerifier:
+    from shared.auth.jws import prove_ecdsa_shortcut
     from shared.auth.verifier import TokenVerifier
 
+    prove_ecdsa_shortcut()  # at cold start: a broken shortcut stops it here, named
     config = settings()
     secret = config.supabase_jwt_secret
     return TokenVerifier(
@@ -205,7 +207,10 @@ def settings() -> Settings:
 def configured(*more: Callable[[], object]) -> None:
     """Loads the settings (and `more`) at cold start. A configuration error
     ends the process with one line naming the variable or parameter and what
-    to do: a traceback through our modules would only hide it."""
+    to do, and so does a failed start-up check (the ES256 shortcut's test
+    vector): a traceback through our modules would only hide it."""
+    from shared.auth.jws import BrokenShortcut
+
     try:
         if settings().database_url is not None and find_spec("psycopg") is None:
             raise ConfigurationError(
@@ -216,6 +221,8 @@ def configured(*more: Callable[[], object]) -> None:
             load_more()
     except ConfigurationError as exc:
         raise SystemExit(f"configuration error: {exc}") from None
+    except BrokenShortcut as exc:
+        raise SystemExit(f"cold start stopped: {exc}") from None
 
 
 def database() -> Database:

@@ -147,6 +147,11 @@ def test_es256_accepts_only_the_64_byte_r_s_form() -> None:
         f"{_b64(b'[1]')}.e30.",
         f"{_b64(b'{')}.e30.",
         _b64(b'{"alg":"ES256","crit":["exp"],"exp":1}') + ".e30.",
+        _b64(b'{"alg":"ES256","b64":false}') + ".e30.",  # an unencoded payload (RFC 7797)
+        _b64(b'{"alg":"ES256","kid":7}') + ".e30.",
+        "e30.e31.",  # `e31` is `{}` with non-zero trailing bits: a second spelling
+        "e30=.e30.",
+        _b64('{"alg":"ES256"}'.encode("utf-16")) + ".e30.",
         "[" * 500 + ".e30.",
     ],
 )
@@ -238,3 +243,45 @@ def test_verifying_es256_leaves_cryptographys_openssl_backend_unloaded() -> None
     )
     # Then the backend module (every cipher: milliseconds of each cold start) was never imported
     assert done.stdout.strip() == "False"
+
+
+_COLD_START = """
+import sys
+from cryptography.hazmat.primitives.asymmetric import ec
+{breakage}
+import functions.thread_ensure.handler
+print("started")
+"""
+# A cryptography release that no longer lets ECDSA be subclassed.
+_FINAL_ECDSA = """
+def _final(cls, **kwargs):
+    raise TypeError("ECDSA may not be subclassed")
+ec.ECDSA.__init_subclass__ = classmethod(_final)
+"""
+
+
+@pytest.mark.parametrize(("breakage", "started"), [("", True), (_FINAL_ECDSA, False)])
+def test_the_ecdsa_shortcut_is_proven_at_every_cold_start(breakage: str, started: bool) -> None:
+    # Given a function's cold start, with cryptography as shipped or changed
+    # so that the shortcut (a subclass of ec.ECDSA) cannot work
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": str(ROOT),
+        "SUPABASE_URL": "http://127.0.0.1:9",
+        "SUPABASE_ANON_KEY": "anon",
+        "ALLOWED_ORIGINS": "https://app.example.test",
+        "SECRETS_SOURCE": "env",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", _COLD_START.format(breakage=breakage)],
+        capture_output=True, text=True, check=False, cwd=ROOT, env=env, timeout=120,
+    )  # fmt: skip
+    if started:
+        assert (done.returncode, done.stdout.split()) == (0, ["started"]), done.stderr
+        return
+    # Then the broken one stops the cold start with one line naming the cause
+    assert done.returncode == 1
+    assert done.stdout == ""
+    (line,) = done.stderr.splitlines()
+    assert line.startswith("cold start stopped: ES256 verification without ec.ECDSA's constructor")
+    assert "ECDSA may not be subclassed" in line
