@@ -60,6 +60,10 @@ class PostgrestDatabase:
         self._http.close()
 
 
+# PostgREST's group 0, "Connection": 503 (PGRST000-002) and 504 (PGRST003).
+_CONNECTION_ERRORS = {"PGRST000", "PGRST001", "PGRST002", "PGRST003"}
+
+
 def _mapped(exc: APIError, caller: Caller) -> Exception:
     code = exc.code or ""
     signed_in = isinstance(caller, Principal)
@@ -68,6 +72,9 @@ def _mapped(exc: APIError, caller: Caller) -> Exception:
         if int(code) in (502, 503, 504):
             return ServiceUnavailable("database unavailable", code="database_unavailable")
         return error_from_database("XX000", exc.message or "", None, signed_in=signed_in)
+    if code in _CONNECTION_ERRORS:
+        # PostgREST is up, its database is not (or its pool is exhausted).
+        return ServiceUnavailable("database unavailable", code="database_unavailable")
     if code.startswith("PGRST3"):
         # PostgREST refused the token itself.
         return error_from_database("42501", exc.message or "", None, signed_in=False)

@@ -410,6 +410,10 @@ def test_secrets_come_from_the_extension_layer_and_no_plugin_is_looked_for(
         assert props["Environment"]["Variables"]["PYDANTIC_DISABLE_PLUGINS"] == "__all__"
         (layer,) = props["Layers"]
         assert ":layer:AWS-Parameters-and-Secrets-Lambda-Extension:" in layer
+        # Lambda's own lines JSON too; ours filtered by LOG_LEVEL, not again by Lambda
+        assert props["LoggingConfig"] == {
+            "LogFormat": "JSON", "ApplicationLogLevel": "TRACE", "SystemLogLevel": "INFO"
+        }  # fmt: skip
         assert "SnapStart" not in props  # opt-in only
 
 

@@ -189,7 +189,7 @@ def pyjwt(token: str, jwks: dict[str, Any], secret: str | None) -> dict[str, Any
         kid = header.get("kid")
         candidates = [k for k in _signing_keys(jwks) if k.key_id == kid and k.algorithm_name == alg]
     for key in candidates:
-        claims = _decoded(token, key, alg)
+        claims = _decoded(token, key, str(alg))
         if claims is not None:
             return claims
     return None

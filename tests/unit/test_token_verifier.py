@@ -126,7 +126,9 @@ def test_a_kid_naming_a_key_of_another_algorithm_is_refused() -> None:
 
 def _jwks_verifier(jwks: dict[str, Any]) -> TokenVerifier:
     client = httpx.Client(transport=httpx.MockTransport(lambda _: httpx.Response(200, json=jwks)))
-    return TokenVerifier(JwksCache("http://auth/jwks", client), issuer=KEYS.issuer, clock=lambda: NOW)
+    return TokenVerifier(
+        JwksCache("http://auth/jwks", client), issuer=KEYS.issuer, clock=lambda: NOW
+    )
 
 
 def test_keys_of_different_types_sharing_a_kid_each_verify_their_own_tokens() -> None:
