@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import threading
 from typing import Any
 
@@ -135,3 +136,45 @@ def test_outside_an_invocation_no_correlation_id_is_carried_over(lines: Any) -> 
     inside, after = lines()
     assert inside["correlation_id"] == "req-1"
     assert "correlation_id" not in after
+
+
+def _records() -> list[logging.LogRecord]:
+    def failed(raise_it: Any) -> logging.LogRecord:
+        try:
+            raise_it()
+        except Exception:
+            return logging.LogRecord("x", logging.ERROR, "m.py", 3, "failed", (), sys.exc_info())
+        raise AssertionError("did not raise")
+
+    def chained() -> None:
+        try:
+            json.loads("{")
+        except ValueError as exc:
+            raise RuntimeError("could not read") from exc
+
+    plain = logging.LogRecord("httpx", logging.INFO, "m.py", 1, "GET %s %d", ("/x", 200), None)
+    extras = logging.LogRecord("thread-ensure", logging.WARNING, "m.py", 2, "é ✓", (), None)
+    extras.__dict__.update(status=503, cause="psycopg.OperationalError: down", nested={"a": [1]})
+    return [plain, extras, failed(chained), failed(lambda: json.loads("["))]
+
+
+def test_lines_say_what_powertools_logger_would_say(lines: Any) -> None:
+    # Powertools' Logger, which shared.logs replaced: the same records through
+    # its formatter and ours give the same message, level, extras and exception
+    from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+
+    theirs = LambdaPowertoolsFormatter(service="thread-ensure")
+    ours = logs.JsonFormatter()
+    for record in _records():
+        mine, reference = json.loads(ours.format(record)), json.loads(theirs.format(record))
+        assert (mine["message"], mine["level"]) == (reference["message"], reference["level"])
+        for key in ("status", "cause", "nested"):
+            assert mine.get(key) == reference.get(key)
+        if "exception" in reference:
+            trace = reference["stack_trace"]
+            module = "" if trace["module"] == "builtins" else f"{trace['module']}."
+            assert mine["exception"]["type"] == module + trace["type"]
+            assert mine["exception"]["message"] == trace["value"]
+            assert mine["exception"]["traceback"].rstrip("\n") == reference["exception"]
+        else:
+            assert "exception" not in mine
