@@ -140,10 +140,10 @@ def _build_jwks() -> JwksCache:
 
 
 def _build_verifier() -> TokenVerifier:
-    from shared.auth.jws import prove_ecdsa_shortcut
+    from shared.auth.jws import self_test
     from shared.auth.verifier import TokenVerifier
 
-    prove_ecdsa_shortcut()  # at cold start: a broken shortcut stops it here, named
+    self_test()  # ES256 verified once at init: broken crypto stops the cold start, named
     config = settings()
     secret = config.supabase_jwt_secret
     return TokenVerifier(
@@ -207,9 +207,9 @@ def settings() -> Settings:
 def configured(*more: Callable[[], object]) -> None:
     """Loads the settings (and `more`) at cold start. A configuration error
     ends the process with one line naming the variable or parameter and what
-    to do, and so does a failed start-up check (the ES256 shortcut's test
-    vector): a traceback through our modules would only hide it."""
-    from shared.auth.jws import BrokenShortcut
+    to do, and so does a failed start-up check (ES256's test vector): a
+    traceback through our modules would only hide it."""
+    from shared.auth.jws import CryptoSelfTestFailed
 
     try:
         if settings().database_url is not None and find_spec("psycopg") is None:
@@ -221,7 +221,7 @@ def configured(*more: Callable[[], object]) -> None:
             load_more()
     except ConfigurationError as exc:
         raise SystemExit(f"configuration error: {exc}") from None
-    except BrokenShortcut as exc:
+    except CryptoSelfTestFailed as exc:
         raise SystemExit(f"cold start stopped: {exc}") from None
 
 

@@ -196,44 +196,44 @@ def _es256(jwk: Mapping[str, Any]) -> VerifyingKey | None:
     return VerifyingKey("ES256", verify)
 
 
-class BrokenShortcut(RuntimeError):
-    """ES256 verification through `_ecdsa_over_sha256` fails its fixed test
-    vector: a cryptography release changed what the shortcut relies on."""
+class CryptoSelfTestFailed(RuntimeError):
+    """ES256 verification fails its fixed test vector: the installed
+    cryptography is broken for us."""
 
 
 # A fixed ES256 test vector (not a credential: its private key was thrown
 # away). Verifying it needs no randomness, so it may also run while a
 # SnapStart snapshot is being prepared.
-_PROOF_JWK = {
+_TEST_JWK = {
     "kty": "EC",
     "crv": "P-256",
     "x": "9cjTw-4bCt3TInWMP5N3kirVGx7ZpVWv411Eu79d3yA",
     "y": "XUlKLjdOno4Fa0C4w4GnNOYROF151uMMXnDk2NzqKqw",
 }
-_PROOF_JWS = (
+_TEST_JWS = (
     "eyJhbGciOiJFUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJzbmFwc3RhcnQtcHJpbWluZyJ9."
     "Rzd8CIPbglohwwh1laCXMUqoOAMC3o9LYDV8vtof6L90QMJVu98t3hKal6RpP1pdZeufbVMtueqiqKf9OvO4xA"
 )
 
 
-def prove_ecdsa_shortcut() -> None:
+def self_test() -> None:
     """Verifies the fixed test vector, and refuses it with one byte of its
-    signature changed, through the shortcut: run at every cold start that
-    builds a verifier, so a cryptography release that breaks the shortcut
-    stops the cold start with one line naming the cause, instead of every
-    ES256 request failing. (Loads cryptography's EC code, which the first
-    ES256 token would load anyway.)"""
-    jws = CompactJws.parse(_PROOF_JWS)
+    signature changed. Run at every cold start that builds a verifier: the
+    EC code a first ES256 token needs is loaded during init (which Lambda
+    runs at full CPU, and a SnapStart snapshot keeps), and a cryptography
+    that cannot verify stops the cold start with one line naming the cause
+    instead of every ES256 request failing."""
+    jws = CompactJws.parse(_TEST_JWS)
     bent = bytes([jws.signature[0] ^ 1]) + jws.signature[1:]
     try:
-        key = key_from_jwk(_PROOF_JWK)
+        _ecdsa_over_sha256()  # its own errors named (key_from_jwk would only say "unusable")
+        key = key_from_jwk(_TEST_JWK)
         verified = key is not None and key.verifies(jws)
         refused = key is not None and not key._verify(jws.signing_input, bent)
     except Exception as exc:
-        raise BrokenShortcut(
-            f"ES256 verification without ec.ECDSA's constructor failed ({type(exc).__name__}: "
-            f"{exc}): pin cryptography below this release or remove the shortcut "
-            "(shared/auth/jws.py)"
+        raise CryptoSelfTestFailed(
+            f"ES256 verification failed its test vector ({type(exc).__name__}: {exc}): "
+            "check the cryptography release shipped in the artifact"
         ) from exc
     if not (verified and refused):
         failure = (
@@ -243,42 +243,21 @@ def prove_ecdsa_shortcut() -> None:
             if verified
             else "refused a valid signature"
         )
-        raise BrokenShortcut(
-            f"ES256 verification without ec.ECDSA's constructor {failure}: pin cryptography "
-            "below this release or remove the shortcut (shared/auth/jws.py)"
+        raise CryptoSelfTestFailed(
+            f"ES256 verification {failure}: check the cryptography release shipped in the artifact"
         )
 
 
 @functools.cache
 def _ecdsa_over_sha256() -> ECDSA:
     """ECDSA over SHA-256, to verify with (one instance: it holds no state).
-
-    ec.ECDSA's constructor imports cryptography's OpenSSL backend module
-    (every cipher and mode, about 6 ms of a cold start) only to check whether
-    deterministic signing is supported, which verifying never uses; this
-    subclass skips it and has the public properties the verifier reads. Should
-    a cryptography release forbid that, the error is loud (RuntimeError), not
-    every ES256 key silently dropped as unusable."""
+    (Until issue 22 a subclass skipped its constructor's import of
+    cryptography's OpenSSL backend module; measured side by side, that saved
+    nothing outside the noise, so the library's own class is used.)"""
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.hazmat.primitives.hashes import SHA256
 
-    try:
-
-        class Sha256Ecdsa(ec.ECDSA):
-            def __init__(self) -> None:
-                pass  # not ec.ECDSA's: see above
-
-            @property
-            def algorithm(self) -> SHA256:
-                return SHA256()
-
-            @property
-            def deterministic_signing(self) -> bool:
-                return False
-
-        return Sha256Ecdsa()
-    except Exception as exc:
-        raise RuntimeError(f"cannot build ECDSA over SHA-256 to verify with: {exc}") from exc
+    return ec.ECDSA(SHA256())
 
 
 def _rs256(jwk: Mapping[str, Any]) -> VerifyingKey | None:
