@@ -4,7 +4,7 @@ export PATH := $(HOME)/.local/bin:$(PATH)
 UV := uv
 PY_SOURCES := shared functions infra tests benchmarks scripts
 
-.PHONY: bootstrap test lint typecheck bench dev dev-reset demo package deploy invoke
+.PHONY: bootstrap test lint typecheck bench dev dev-reset demo tokens package deploy invoke secrets
 SLS := PATH="$(CURDIR)/.venv/bin:$$PATH" npx --no-install sls
 STAGE ?= dev
 
@@ -40,12 +40,20 @@ dev-reset:
 demo: bootstrap
 	$(UV) run python -m infra.dev.demo
 
+## Access tokens and session cookies for ada and bob, for the running `make dev`:
+## eval "$$(make -s tokens PORT=8000)" sets ADA_TOKEN, BOB_TOKEN, ADA_COOKIE, BOB_COOKIE
+## (1 hour); FORMAT=json prints them as JSON. Works in any shell: uv need not be on PATH.
+tokens: bootstrap
+	@$(UV) run python scripts/dev_tokens.py $(if $(filter json,$(FORMAT)),,--shell) $(if $(PORT),--port $(PORT))
+
 ## Lambda artifacts (.local/build/*.zip) and the CloudFormation template, offline.
 ## Stage params go in PARAMS: make package PARAMS="--param=supabaseUrl=https://<ref>.supabase.co
 ## --param=allowedOrigins=https://app.example.com"; without the required ones the template
 ## holds placeholders, says so, and `sls deploy` refuses it.
+## DIRECT_DB=1 ships psycopg too, for a deployment that sets DATABASE_URL.
 package: bootstrap
-	$(UV) run python scripts/package_functions.py
+	$(UV) run python scripts/package_functions.py $(if $(DIRECT_DB),--with-direct-db)
+	@echo "==> the CloudFormation template (sls package, offline)"
 	$(SLS) package --stage $(STAGE) $(PARAMS)
 
 ## Deploy (AWS credentials, the SSM parameters and PARAMS as for package: see README, "Deploy").
@@ -55,7 +63,13 @@ deploy: bootstrap
 	$(MAKE) --no-print-directory package
 	$(SLS) deploy --stage $(STAGE) --package .serverless $(PARAMS)
 
+## The functions' secrets from a .env file into SSM (AWS credentials): make secrets STAGE=prod
+## ENV_FILE=.env.prod; REGION= if you deploy outside serverless.yml's default region (eu-west-1).
+secrets: bootstrap
+	$(UV) run python scripts/put_ssm_parameters.py --stage "$(STAGE)" $(if $(ENV_FILE),--env-file "$(ENV_FILE)") $(if $(REGION),--region $(REGION))
+
 ## sls invoke local against the running `make dev` (any ports; PORT= picks one of several):
-## make invoke FN=threadEnsure EVENT=events/thread-ensure.json. Fails on an error or a 5xx.
+## make invoke FN=threadEnsure (EVENT= another event file; EXPECT=<status> for one that should
+## fail). Fails on an error, a 4xx or 5xx, or failed worker records; `make invoke` lists the functions.
 invoke: bootstrap
 	$(UV) run python -m infra.dev.invoke "$(FN)" "$(EVENT)"

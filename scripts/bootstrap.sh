@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Installs what `make test` and `make dev` need on a fresh Debian machine:
-# PostgreSQL 15's server (Debian package), uv (from PyPI), the locked Python
+# PostgreSQL 15's server and pg_cron (Debian packages), uv (from PyPI), the locked Python
 # dependencies. Safe to run again: it only installs what is missing.
 set -euo pipefail
+# Everything it prints is progress: on stderr, so `eval "$(make -s tokens)"`
+# reads the target's own output only.
+exec 1>&2
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
@@ -28,6 +31,13 @@ if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then
   fi
   # The package starts a system-wide cluster we do not use.
   as_root service postgresql stop >/dev/null 2>&1 || true
+fi
+
+# pg_cron (Debian's postgresql-15-cron): the private clusters preload it, as
+# hosted Supabase does, so the migrations schedule the real thing.
+pg_version="$(if [ -x /usr/lib/postgresql/15/bin/pg_ctl ]; then echo 15; else ls /usr/lib/postgresql | sort -V | tail -n 1; fi)"
+if [ ! -f "/usr/lib/postgresql/$pg_version/lib/pg_cron.so" ]; then
+  apt_install "postgresql-$pg_version-cron"
 fi
 
 if [ "$(id -u)" -eq 0 ] && ! id postgres >/dev/null 2>&1; then
@@ -57,7 +67,13 @@ if ! command -v openssl >/dev/null 2>&1; then
   apt_install openssl
 fi
 
-# Node: the Serverless Framework (osls) and @supabase/ssr for cookie tests.
+# curl: the commands `make dev` prints use it.
+if ! command -v curl >/dev/null 2>&1; then
+  apt_install curl ca-certificates
+fi
+
+# Node: the Serverless Framework (osls), the Supabase CLI, supabase-js and
+# @supabase/ssr for the tests.
 if ! command -v npm >/dev/null 2>&1; then
   apt_install nodejs npm
 fi

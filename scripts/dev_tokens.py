@@ -1,9 +1,12 @@
 """Access tokens and session cookies for the local demo users, signed with
-the local JWT secret (infra/dev/local.env). Local use only.
+the local JWT secret (infra/dev/local.env), for the running `make dev`
+(their issuer is its local auth). Local use only.
 
-    uv run python scripts/dev_tokens.py            # prints them as JSON
-    eval "$(uv run python scripts/dev_tokens.py --shell --port 8000)"
-                                                   # ADA_TOKEN, BOB_TOKEN, ADA_COOKIE, BOB_COOKIE
+    eval "$(make -s tokens)"               # ADA_TOKEN, BOB_TOKEN, ADA_COOKIE, BOB_COOKIE
+    eval "$(make -s tokens PORT=8400)"     # for the make dev on that port
+    make -s tokens FORMAT=json             # the same as JSON
+
+(the make target runs `scripts/dev_tokens.py [--shell] [--port PORT]`).
 """
 
 from __future__ import annotations
@@ -84,18 +87,35 @@ def shell_exports() -> str:
     return "\n".join(lines)
 
 
+USAGE = "usage: make -s tokens [PORT=<make dev's PORT>] [FORMAT=json]"
+
+
 def main(argv: list[str]) -> int:
     args = list(argv)
-    if len(args) >= 2 and args[-2] == "--port" and args[-1].isdigit():
+    if "--port" in args:
+        at = args.index("--port")
+        port = args[at + 1] if at + 1 < len(args) else ""
+        if not port.isdigit():
+            print(f"dev_tokens: --port needs make dev's PORT, a number ({USAGE})", file=sys.stderr)
+            return 2
+        from infra.dev.stack import NoStack, find
+
         # Tokens for the `make dev` on this port (its local auth is their issuer).
-        os.environ["PORT"] = args[-1]
-        os.environ.pop("SUPABASE_URL", None)
-        args = args[:-2]
+        try:
+            os.environ["SUPABASE_URL"] = find(int(port)).supabase_url
+        except NoStack as exc:
+            print(f"dev_tokens: {exc}", file=sys.stderr)
+            if "--shell" in args:
+                # What `eval "$(...)"` runs: a failing statement, so the eval
+                # fails too (a command substitution's own status is lost).
+                print("false")
+            return 1
+        del args[at : at + 2]
     if args == ["--shell"]:
         print(shell_exports())
         return 0
     if args:
-        print(f"usage: {Path(__file__).name} [--shell] [--port PORT]", file=sys.stderr)
+        print(f"dev_tokens: unknown argument {args[0]!r} ({USAGE})", file=sys.stderr)
         return 2
     tokens = {m: {"access_token": access_token(m), "cookie": session_cookie(m)} for m in USERS}
     print(json.dumps(tokens, indent=2))

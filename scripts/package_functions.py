@@ -3,8 +3,8 @@ runtime dependencies (no tests, dev tools or node_modules), for Lambda's
 Linux (x86_64, manylinux) and Python 3.12, with bytecode compiled by a 3.12
 interpreter so cold starts never compile (Lambda's file system is read-only).
 
-    uv run python scripts/package_functions.py   # -> .local/build/<function>.zip
-    uv run python scripts/package_functions.py --with-direct-db   # + psycopg
+    make package                  # -> .local/build/<function>.zip, then sls package
+    make package DIRECT_DB=1      # + psycopg (runs this script with --with-direct-db)
 
 Each artifact ships only the packages its function imports (on a request,
 an error, or with tracing on; tests/deploy checks it). psycopg is left out
@@ -18,7 +18,6 @@ whole bundle file would cost every cold start about 50 ms.
 
 from __future__ import annotations
 
-import argparse
 import glob
 import os
 import re
@@ -28,6 +27,12 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
+
+if __name__ == "__main__" and not __package__:
+    # Run as a file, Python puts scripts/ first on the path, not the project.
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from scripts.args import Parser, fail
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / ".local" / "build"
@@ -185,17 +190,34 @@ def zip_dir(root: Path, target: Path) -> int:
     return target.stat().st_size
 
 
+def say(message: str) -> None:
+    print(f"==> {message}", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = Parser(prog="package_functions", description=__doc__.split("\n\n")[0])
     parser.add_argument("--with-direct-db", action="store_true",
                         help="ship psycopg, for deployments that set DATABASE_URL")  # fmt: skip
     args = parser.parse_args(argv)
+    try:
+        return build(args.with_direct_db)
+    except subprocess.CalledProcessError as exc:
+        command = " ".join(str(part) for part in exc.cmd)[:120]
+        fail("package_functions", f"`{command}` failed (exit {exc.returncode}): see above")
+    except FileNotFoundError as exc:
+        fail("package_functions", f"{exc.filename} is missing: run `make bootstrap` first")
+
+
+def build(with_direct_db: bool) -> int:
     BUILD.mkdir(parents=True, exist_ok=True)
-    deps = dependencies(args.with_direct_db)
+    say("locked runtime dependencies for Lambda (Linux x86_64, Python 3.12, manylinux wheels)")
+    deps = dependencies(with_direct_db)
+    say("certifi's CAs as a hashed directory")
     write_ca_directory(deps / "certifi" / "cacert.pem", BUILD / CA_DIRECTORY)
     interpreter = python312()
     too_big = []
     for name in FUNCTIONS:
+        say(f"{name}: staging, compiling bytecode, zipping")
         root = stage(name, deps)
         compiled = compile_bytecode(root, interpreter)
         unpacked = unpacked_size(root) / 1024 / 1024

@@ -3,8 +3,8 @@ the bot pipeline's settings, queue and model HTTP client, and the one TLS
 context every HTTP client shares.
 
 Each is built on first use and cached for the life of the container;
-`reset()` drops them all (tests), `use_database`/`use_queue` replace one (the
-local dev server, benchmarks). Imports of what is not used are never paid for.
+`reset()` drops them all (tests), `use_database` replaces one (benchmarks).
+Imports of what is not used are never paid for.
 
 Every HTTP client (JWKS, PostgREST, GoTrue, the model provider) comes from
 `http_client`: one TLS context per container (shared.tls: building one
@@ -166,11 +166,15 @@ def _load_bot_worker_settings() -> BotWorkerSettings:
 
 
 def _build_queue() -> JobQueue:
-    import boto3
-
     from shared.queue import SqsQueue
 
-    return SqsQueue(boto3.client("sqs"), bot_trigger_settings().bot_queue_url)
+    return SqsQueue(sqs(), bot_trigger_settings().bot_queue_url)
+
+
+def _build_sqs() -> Any:
+    from shared.queue import sqs_client
+
+    return sqs_client()
 
 
 def _build_llm_http() -> httpx.Client:
@@ -187,6 +191,7 @@ _bot_trigger_settings = _Slot(_load_bot_trigger_settings)
 _bot_worker_settings = _Slot(_load_bot_worker_settings)
 _queue: _Slot[JobQueue] = _Slot(_build_queue)
 _llm_http: _Slot[httpx.Client] = _Slot(_build_llm_http, lambda http: http.close())
+_sqs: _Slot[Any] = _Slot(_build_sqs)
 _ALL: tuple[_Slot[Any], ...] = (
     _outbound,
     _settings,
@@ -197,6 +202,7 @@ _ALL: tuple[_Slot[Any], ...] = (
     _bot_worker_settings,
     _queue,
     _llm_http,
+    _sqs,
 )
 
 
@@ -250,6 +256,11 @@ def queue() -> JobQueue:
     return _queue.get()
 
 
+def sqs() -> Any:
+    """boto3's SQS client (imported on first use: ~150 ms)."""
+    return _sqs.get()
+
+
 def llm_http() -> httpx.Client:
     """One connection pool to the model provider per container."""
     return _llm_http.get()
@@ -258,11 +269,6 @@ def llm_http() -> httpx.Client:
 def use_database(replacement: Database) -> None:
     """Calls `replacement` instead of the configured adapter (benchmarks)."""
     _database.set(replacement)
-
-
-def use_queue(replacement: JobQueue) -> None:
-    """Sends jobs to `replacement` instead of SQS (the local dev server's queue)."""
-    _queue.set(replacement)
 
 
 def reset() -> None:
@@ -286,7 +292,7 @@ def _before_snapshot() -> None:
     with _lock:
         if not _uses_http_transports(_database.peek()):
             _database.drop()
-        queue_client = getattr(_queue.peek(), "_client", None)  # SqsQueue's boto3 client
+        queue_client = _sqs.peek()
     if queue_client is not None:
         queue_client.close()  # botocore: clears the pool, the client stays usable
 

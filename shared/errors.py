@@ -49,14 +49,25 @@ class Unprocessable(AppError):
     status, code = 422, "invalid_request"
 
 
-class ServiceUnavailable(AppError):
-    """A dependency (database, auth server, queue) cannot be reached now."""
-
-    status, code = 503, "service_unavailable"
+class RetryAfter(AppError):
+    """Refused for now: `retry_after` seconds is when trying again may succeed
+    (the Retry-After header)."""
 
     def __init__(self, message: str, *, code: str | None = None, retry_after: int = 1) -> None:
         super().__init__(message, code=code)
-        self.retry_after = retry_after
+        self.retry_after = max(1, retry_after)
+
+
+class TooManyRequests(RetryAfter):
+    """The caller is over a rate limit (the database's 'PT429')."""
+
+    status, code = 429, "rate_limited"
+
+
+class ServiceUnavailable(RetryAfter):
+    """A dependency (database, auth server, queue) cannot be reached now."""
+
+    status, code = 503, "service_unavailable"
 
 
 class ConfigurationError(RuntimeError):
@@ -74,16 +85,22 @@ _BY_STATUS: dict[int, type[AppError]] = {
         PayloadTooLarge,
         UnsupportedMediaType,
         Unprocessable,
+        TooManyRequests,
         ServiceUnavailable,
     )
 }
 
 
-def error_for_status(status: int, message: str, code: str | None = None) -> AppError:
-    """The typed error for an HTTP status (for example a database's 'PT404')."""
+def error_for_status(
+    status: int, message: str, code: str | None = None, *, retry_after: int | None = None
+) -> AppError:
+    """The typed error for an HTTP status (for example a database's 'PT404');
+    `retry_after` for the statuses that say when to try again."""
     cls = _BY_STATUS.get(status)
     if cls is None:
         error = AppError(message, code=code)
         error.status = status if 400 <= status < 600 else 500
         return error
+    if issubclass(cls, RetryAfter) and retry_after is not None:
+        return cls(message, code=code, retry_after=retry_after)
     return cls(message, code=code)

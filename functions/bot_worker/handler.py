@@ -1,8 +1,17 @@
 """bot worker: SQS jobs, each a bot answering an utterance. Returns
-`batchItemFailures` so only the failed records are retried."""
+`batchItemFailures` so only the failed records are retried, each after the
+delay its receive count calls for (BOT_RETRY_DELAYS), not after the queue's
+visibility timeout.
+
+Time: the model's reply must be complete FINISH_RESERVE_SECONDS before the
+function's own timeout, and LLM_TIMEOUT_SECONDS after it started at most,
+so every attempt has the time to close its reply, write its error notice
+and delay its retry (README, "Deploy")."""
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import (
@@ -12,17 +21,21 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from pydantic import ValidationError
 
 from shared import container, init_gc, snapstart
 from shared.bots.models import BotJob
-from shared.bots.worker import answer
+from shared.bots.worker import RetryLater, answer
+from shared.errors import ServiceUnavailable
 from shared.llm.client import ChatModel, EchoModel, OpenAICompatible
 from shared.logs import get_logger
+from shared.queue import SqsQueue, queue_url
 from shared.tracing import traced
 
 container.configured(container.bot_worker_settings)  # fail at cold start, naming it
 
 logger = get_logger("bot-worker")
+errors = logging.getLogger(__name__)
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
@@ -33,23 +46,67 @@ def model_for(bot_key: str | None) -> ChatModel:
     if not key:
         return EchoModel(config.echo_word_delay_seconds)
     return OpenAICompatible(
-        config.llm_base_url, key, container.llm_http(), deadline_seconds=config.llm_timeout_seconds
+        config.llm_base_url,
+        key,
+        container.llm_http(),
+        deadline_seconds=config.llm_timeout_seconds,
+        max_tokens=config.bot_max_reply_tokens,
     )
 
 
-def record_handler(record: SQSRecord) -> str:
+FINISH_RESERVE_SECONDS = 20.0
+
+
+def deadline_for(lambda_context: Any) -> float:
+    """When the model's reply must be complete (time.monotonic())."""
+    config = container.bot_worker_settings()
+    budget = config.llm_timeout_seconds
+    if lambda_context is not None:
+        left = lambda_context.get_remaining_time_in_millis() / 1000 - FINISH_RESERVE_SECONDS
+        budget = max(min(budget, left), 1.0)
+    return time.monotonic() + budget
+
+
+def retry_in(record: SQSRecord, seconds: int) -> None:
+    """The failed message comes back in `seconds`; if the queue cannot be
+    told, it comes back after its visibility timeout instead."""
+    url = container.bot_worker_settings().bot_queue_url or queue_url(record.event_source_arn)
+    try:
+        SqsQueue(container.sqs(), url).delay(record.receipt_handle, seconds)
+    except ServiceUnavailable:
+        logger.warning("retry not delayed: the queue's visibility timeout applies")
+
+
+def record_handler(record: SQSRecord, lambda_context: Any = None) -> str:
     config = container.bot_worker_settings()
     logger.set_correlation_id(record.message_id)
-    job = BotJob.model_validate_json(record.body)
     receives = int(record.attributes.approximate_receive_count or 1)
-    outcome = answer(
-        job,
-        container.database(),
-        model_for,
-        history=config.bot_history,
-        interval=config.stream_write_interval_seconds,
-        final_attempt=receives >= config.bot_max_receives,
-    )
+    try:
+        job = BotJob.model_validate_json(record.body)
+    except ValidationError:
+        # Never readable, so never answered: it fails each receive (no delay
+        # asked, no other call made) and reaches the dead-letter queue after
+        # maxReceiveCount, for an operator to see.
+        errors.error("unreadable job %s (receive %d)", record.message_id, receives)
+        raise
+    try:
+        outcome = answer(
+            job,
+            container.database(),
+            model_for,
+            history=config.bot_history,
+            interval=config.stream_write_interval_seconds,
+            final_attempt=receives >= config.bot_max_receives,
+            deadline=deadline_for(lambda_context),
+        )
+    except (RetryLater, ServiceUnavailable) as exc:
+        delay = config.retry_delay(receives, getattr(exc, "retry_after", None))
+        logger.warning(
+            f"job failed, retried in {delay}s",
+            extra={"bot_id": job.bot_id, "receives": receives, "error": str(exc)},
+        )
+        retry_in(record, delay)
+        raise
     logger.info("job done", extra={"bot_id": job.bot_id, "outcome": outcome.status})
     return outcome.status
 

@@ -1,7 +1,14 @@
-"""GoTrue's refresh grant for local development: POST
-/auth/v1/token?grant_type=refresh_token rotates the refresh token and signs
-a new access token with the local JWT secret; the JWKS is empty (HS256).
-WebSocket upgrades under /realtime/v1/ go on to the local Realtime endpoint."""
+"""What `make dev` serves on SUPABASE_URL (DEV_AUTH_PORT), as Supabase
+serves it on a project's URL:
+
+- GoTrue's refresh grant: POST /auth/v1/token?grant_type=refresh_token
+  rotates the refresh token and signs a new access token with the local JWT
+  secret; the JWKS is empty (HS256).
+- Realtime: WebSocket upgrades under /realtime/v1/ go on to the local
+  Realtime endpoint; POST /realtime/v1/api/broadcast is its REST broadcast.
+- Local only: the job queue's SQS API under /local/sqs (infra/dev/sqs.py),
+  for `make invoke FN=botTrigger`.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +17,18 @@ import secrets
 import threading
 import time
 from http.server import BaseHTTPRequestHandler
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jwt
 
+from infra.dev import sqs
+from infra.dev.realtime import rest
 from infra.dev.realtime.proxy import PREFIX as REALTIME_PREFIX
 from infra.dev.realtime.proxy import forward_upgrade
 from scripts.dev_tokens import USERS, access_token
+
+if TYPE_CHECKING:
+    from infra.dev.realtime.server import RealtimeServer
 
 
 class LocalAuth:
@@ -24,7 +36,7 @@ class LocalAuth:
         self._lock = threading.Lock()
         # The demo cookies carry these; each use rotates to a new one.
         self._refresh_tokens = {f"local-refresh-{mongo}": mongo for mongo in USERS}
-        self.realtime_port: int | None = None
+        self.realtime: RealtimeServer | None = None
 
     def sign_in(self, mongo: str, expires_in: int = 3600) -> dict[str, Any]:
         """A new session for a demo user (the dev page's sign-in), with its own refresh token."""
@@ -72,20 +84,42 @@ class LocalAuth:
                 self.wfile.write(data)
 
             def do_GET(self) -> None:
-                if self.path.startswith(REALTIME_PREFIX) and auth.realtime_port is not None:
-                    forward_upgrade(self, auth.realtime_port)
+                if self.path.startswith(REALTIME_PREFIX) and auth.realtime is not None:
+                    forward_upgrade(self, auth.realtime.port)
                 elif self.path == "/auth/v1/.well-known/jwks.json":
                     self._reply(200, {"keys": []})
                 else:
                     self._reply(404, {"msg": "not found"})
 
-            def do_POST(self) -> None:
-                body = json.loads(
-                    self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}"
-                )
-                if self.path == "/auth/v1/token?grant_type=refresh_token":
-                    self._reply(*auth.refresh(str(body.get("refresh_token", ""))))
+            def do_OPTIONS(self) -> None:
+                if rest.is_broadcast_path(self.path):
+                    rest.answer(self, auth.realtime)
                 else:
                     self._reply(404, {"msg": "not found"})
+
+            def do_POST(self) -> None:
+                if rest.is_broadcast_path(self.path):
+                    rest.answer(self, auth.realtime)
+                elif self.path.rstrip("/") == sqs.PATH:
+                    from shared import container  # make dev's own queue, whatever it is
+
+                    sqs.answer(self, container.queue)
+                elif self.path == "/auth/v1/token?grant_type=refresh_token":
+                    self._refresh()
+                else:
+                    self._reply(404, {"msg": "not found"})
+
+            def _refresh(self) -> None:
+                length = self.headers.get("Content-Length") or "0"
+                try:
+                    if not length.isdigit() or int(length) > 64 * 1024:
+                        raise ValueError("body too large")
+                    body = json.loads(self.rfile.read(int(length)) or b"{}")
+                    refresh_token = body.get("refresh_token", "") if isinstance(body, dict) else ""
+                except (ValueError, RecursionError):
+                    self.close_connection = True
+                    self._reply(400, {"error": "invalid_request", "error_description": "bad body"})
+                    return
+                self._reply(*auth.refresh(str(refresh_token)))
 
         return Handler

@@ -55,7 +55,12 @@ def main() -> int:
              {"token": body["access_token"][:20] + "...", "user": body["user"],
               "cors": r.headers.get("access-control-allow-origin")})  # fmt: skip
 
-        r = http.get("/auth/token", headers={"Cookie": session_cookie("ada", expires_in=20)})
+        # A session of its own (the demo page's sign-in), so each run has a
+        # refresh token to spend: the local GoTrue rotates them, as GoTrue does.
+        signed_in = httpx.post(f"{stack.page_url}/dev/sign-in?expires_in=20", json={"user": "ada"},
+                               timeout=10)  # fmt: skip
+        expiring = "; ".join(f"{name}={value}" for name, value in signed_in.cookies.items())
+        r = http.get("/auth/token", headers={"Cookie": expiring})
         rewritten = [c.split(";")[0].split("=")[0] for c in r.headers.get_list("set-cookie")]
         show("1b. With a session about to expire, it is refreshed (local GoTrue)", "GET /auth/token (expiring cookie)",
              r.status_code, {"new token": r.json()["access_token"][:20] + "...", "cookies rewritten": rewritten})  # fmt: skip

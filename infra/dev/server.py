@@ -3,8 +3,9 @@ no AWS account and no internet.
 
 A private PostgreSQL under .local/dev (kept between runs), the schema and a
 demo seed, all five functions served over HTTP through the same Lambda
-entry points, a webhook deliverer in place of pg_net's worker and a queue in
-place of SQS. Ctrl-C stops it all.
+entry points, a webhook deliverer in place of pg_net's worker, the webhook
+redelivery on a short schedule, and moto's SQS with Lambda's event source
+mapping played in place of SQS (infra/dev/platform.py). Ctrl-C stops it all.
 """
 
 from __future__ import annotations
@@ -28,7 +29,14 @@ from typing import IO, Any
 import psycopg
 
 from infra.dev.auth import LocalAuth
-from infra.dev.platform import LocalQueue, WebhookDeliverer
+from infra.dev.platform import (
+    EventSourceMapping,
+    LocalSqs,
+    QueueSettings,
+    Redeliverer,
+    WebhookDeliverer,
+)
+from infra.dev.ports import Port, PortProblem, check, parse
 from infra.dev.stack import Stack
 from infra.dev.web.hook import FrontEnd, allow_page_origin, start_front_end
 from infra.local.cluster import BOOTSTRAP_SUPERUSER, PgCluster
@@ -156,6 +164,16 @@ def keep_realtime_partitions(dsn: str, stop: threading.Event, every: float = 360
             logging.getLogger("dev").warning("realtime partitions not maintained: %s", exc)
 
 
+def queue_settings() -> QueueSettings:
+    """The bot queue as serverless.yml makes it, with what make dev scales:
+    the worker's retry delays (BOT_RETRY_DELAYS in local.env) and these."""
+    return QueueSettings(
+        visibility_timeout=int(os.environ.get("DEV_QUEUE_VISIBILITY_SECONDS", "90")),
+        max_receives=int(os.environ.get("BOT_MAX_RECEIVES", "5")),
+        concurrency=int(os.environ.get("DEV_WORKER_CONCURRENCY", "4")),
+    )
+
+
 def seed(cluster: PgCluster, port: int) -> None:
     """The demo seed, the webhook's target and one utterance for the printed
     bot-trigger command to name (inserted without firing the webhook: the
@@ -167,6 +185,13 @@ def seed(cluster: PgCluster, port: int) -> None:
             " ('bot_trigger_secret', %s) on conflict (key) do update set value = excluded.value",
             (f"http://127.0.0.1:{port}/webhooks/bot-trigger", os.environ["WEBHOOK_SECRET"]),
         )
+        # Webhook redelivery scaled down from hosted's (30 s doubling to 300 s).
+        conn.execute(
+            "insert into private.settings (key, value) values ('bot_delivery_retry_seconds', %s),"
+            " ('bot_delivery_max_retry_seconds', %s) on conflict (key) do update set value = excluded.value",
+            (os.environ.get("DEV_DELIVERY_RETRY_SECONDS", "2"),
+             os.environ.get("DEV_DELIVERY_MAX_RETRY_SECONDS", "10")),
+        )  # fmt: skip
         with conn.transaction():
             # postgres owns the table, as on hosted (no superuser's replica mode).
             conn.execute("alter table public.intentions disable trigger intentions_bot_webhook")
@@ -190,13 +215,15 @@ def webhook_body(intention_id: str) -> str:
 
 
 def try_it(base: str, port: int) -> list[str]:
-    """Commands that run as printed in bash from the repository (tokens in
-    shell variables: a JWT is too long to paste)."""
+    """Commands that run as printed in a new bash in the repository, with
+    nothing on PATH but the system's (uv lives in ~/.local/bin, which only
+    the Makefile adds): tokens come from a make target, into shell variables
+    (a JWT is too long to paste)."""
     curl = "curl -sS --fail-with-body -w '\\n'"
     json_type = "-H 'Content-Type: application/json'"
     secret = shlex.quote(f"x-webhook-secret: {os.environ['WEBHOOK_SECRET']}")
     return [
-        f'eval "$(uv run python scripts/dev_tokens.py --shell --port {port})"'
+        f'eval "$(make -s tokens PORT={port})"'
         "   # ADA_TOKEN, BOB_TOKEN, ADA_COOKIE, BOB_COOKIE (1 hour)",
         f'{curl} {base}/auth/token -H "Cookie: $ADA_COOKIE"',
         f'{curl} -X POST {base}/chat/threads/ensure -H "Authorization: Bearer $ADA_TOKEN"'
@@ -226,8 +253,9 @@ def banner(stack: Stack) -> None:
   Try it (bash, in this folder; the last one makes @echo answer Ada's "{DEMO_UTTERANCE}" once):
 {commands}
 
-  In another terminal: `make demo` plays a whole conversation;
-  `make invoke FN=threadEnsure EVENT=events/thread-ensure.json` runs one function with sls invoke local.
+  In another terminal, in this folder:
+    make demo PORT={stack.port}   # plays a whole conversation, narrated
+    make invoke FN=threadEnsure PORT={stack.port}   # one function through sls invoke local; `make invoke` lists them all
   Ctrl-C stops everything.
 """,
         flush=True,
@@ -275,12 +303,29 @@ def serve(
     return server
 
 
+def ports() -> list[Port]:
+    """Every port make dev will listen on, from the environment (one line if one is bad)."""
+    api = parse("PORT", os.environ.get("PORT", "8000"))
+    return [
+        Port("PORT", "the API", api),
+        Port("DEV_WEB_PORT", "the demo page", parse("DEV_WEB_PORT", os.environ.get("DEV_WEB_PORT") or str(api + 1))),
+        Port("DEV_AUTH_PORT", "auth and Realtime", parse("DEV_AUTH_PORT", os.environ.get("DEV_AUTH_PORT", "54321"))),
+        Port("DEV_PG_PORT", "PostgreSQL", parse("DEV_PG_PORT", os.environ.get("DEV_PG_PORT", "54322"))),
+    ]  # fmt: skip
+
+
 def main() -> int:
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
     load_local_env()
-    port = int(os.environ.get("PORT", "8000"))
-    pg_port = int(os.environ.get("DEV_PG_PORT", "54322"))
-    auth_port = int(os.environ.get("DEV_AUTH_PORT", "54321"))
+    # Every port is checked before anything starts (and before the data
+    # folder is made), so a clash costs nothing and names the port.
+    try:
+        checked = ports()
+        check(checked)
+    except PortProblem as exc:
+        print(f"make dev: {exc}", file=sys.stderr, flush=True)
+        return 1
+    port, _, auth_port, pg_port = (p.number for p in checked)
     # The functions find GoTrue (and the JWKS) under SUPABASE_URL, as on Supabase.
     os.environ["SUPABASE_URL"] = f"http://127.0.0.1:{auth_port}"
     # Pages served from the API's own origin may call it, whatever its port.
@@ -299,6 +344,7 @@ def main() -> int:
         print(f"make dev: {exc}", file=sys.stderr, flush=True)
         return 1
     cluster = PgCluster(data / "pg", pg_port)
+    sqs: LocalSqs | None = None
     stack: Stack | None = None
     front_end: FrontEnd | None = None
     servers: list[ThreadingHTTPServer] = []
@@ -315,14 +361,18 @@ def main() -> int:
         seed(cluster, port)
         say("demo seeded: ada, bob, #lounge, @echo")
 
-        from shared import container
-
+        # SQS (moto, in this process) before the functions load: they read
+        # BOT_QUEUE_URL at cold start, and send, delay and delete through boto3.
+        os.environ.setdefault("AWS_DEFAULT_REGION", "eu-west-1")
+        sqs = LocalSqs(queue_settings(), os.environ["AWS_DEFAULT_REGION"]).start()
+        os.environ["BOT_QUEUE_URL"] = sqs.url
         handlers = {name: importlib.import_module(f"functions.{name}.handler").handler
                     for name in set(ROUTES.values()) | {"bot_worker"}}  # fmt: skip
-        jobs = LocalQueue(handlers["bot_worker"], container.bot_worker_settings().bot_max_receives)
-        container.use_queue(jobs)
-        threading.Thread(target=jobs.run, args=(stop,), name="queue", daemon=True).start()
+        EventSourceMapping(sqs, handlers["bot_worker"], stop).start()
         WebhookDeliverer(cluster.dsn(), stop).start()
+        Redeliverer(
+            cluster.dsn(), stop, float(os.environ.get("DEV_REDELIVERY_SECONDS", "2"))
+        ).start()
         threading.Thread(
             target=keep_realtime_partitions, args=(cluster.dsn(), stop), name="partitions",
             daemon=True,
@@ -363,6 +413,8 @@ def main() -> int:
             running.shutdown()
             running.server_close()
         cluster.stop()
+        if sqs is not None:
+            sqs.stop()
         lock.close()
         say("stopped: PostgreSQL is down, nothing left running")
     return 0

@@ -13,6 +13,9 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from infra.dev.sqs import PATH as SQS_PATH
+from infra.dev.sqs import QUEUE_PATH
+
 ROOT = Path(__file__).resolve().parents[2]
 STACKS = ROOT / ".local" / "dev-stacks"
 
@@ -36,6 +39,16 @@ class Stack:
     @property
     def path(self) -> Path:
         return STACKS / f"{self.port}.json"
+
+    @property
+    def sqs_endpoint(self) -> str:
+        """Where its job queue answers SQS's API (AWS_ENDPOINT_URL_SQS for boto3)."""
+        return f"{self.supabase_url}{SQS_PATH}"
+
+    @property
+    def queue_url(self) -> str:
+        """BOT_QUEUE_URL for a bot-trigger run outside make dev (`make invoke`)."""
+        return f"{self.sqs_endpoint}{QUEUE_PATH}"
 
     def publish(self) -> None:
         running()  # drops what crashed runs left

@@ -63,6 +63,11 @@ as $$
 declare
   who name := platform_local.invoker();
 begin
+  -- The platform creating a privileged extension as the superuser
+  -- (016_privileged_extensions.sql): its policies are the platform's own.
+  if current_setting('platform_local.creating_extension', true) = 'on' then
+    return;
+  end if;
   if pg_catalog.pg_has_role(who, (select c.relowner from pg_catalog.pg_class c where c.oid = target), 'USAGE')
      or exists (
        select 1 from platform_local.policy_grants g
@@ -84,7 +89,8 @@ declare
   owner_role name;
 begin
   perform platform_local.give_back_policy_owners();
-  if (select r.rolsuper from pg_catalog.pg_roles r where r.rolname = who) then
+  if (select r.rolsuper from pg_catalog.pg_roles r where r.rolname = who)
+     or current_setting('platform_local.creating_extension', true) = 'on' then
     return;
   end if;
   for owner_role in

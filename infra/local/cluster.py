@@ -24,6 +24,7 @@ OS_USER = "postgres"  # the system user that runs the server (Debian's package m
 SUPERUSER = OS_USER  # its older name, kept for code written before the two differed
 BOOTSTRAP_SUPERUSER = "supabase_admin"  # the database's superuser, as on hosted Supabase
 ADMIN = "postgres"  # the project's admin role: what migrations and the dashboard use
+CRON_DATABASE = "postgres"  # pg_cron's cron.database_name, as on hosted Supabase
 
 
 def _bindir() -> Path:
@@ -137,6 +138,11 @@ class PgCluster:
         return pid
 
     def start(self) -> None:
+        if not (_bindir().parent / "lib" / "pg_cron.so").exists():
+            raise RuntimeError(
+                "pg_cron is not installed for PostgreSQL"
+                f" {_bindir().parent.name}: run scripts/bootstrap.sh (make test and make dev do)"
+            )
         if not self.initialised:
             self.init()
         self._hand_over()
@@ -147,6 +153,12 @@ class PgCluster:
             f"-c unix_socket_directories={self.root}",
             "-c max_connections=200",
             "-c wal_level=logical",
+            # pg_cron as on hosted Supabase: preloaded, its jobs kept in the
+            # `postgres` database (the project's database there, and make
+            # dev's here); a job connects back over loopback as its owner.
+            "-c shared_preload_libraries=pg_cron",
+            f"-c cron.database_name={CRON_DATABASE}",
+            "-c cron.host=127.0.0.1",
         ]
         if not self.durable:
             # Throwaway clusters trade crash safety for speed.

@@ -56,11 +56,9 @@ def _refuse_legacy(dsn: str) -> None:
         )
 
 
-def apply_schema(dsn: str) -> list[str]:
-    """Applies what is missing; returns the names of the migrations it applied.
-
-    `dsn` names the database; the user in it does not matter.
-    """
+def apply_stand_ins(dsn: str) -> None:
+    """The platform alone (what a new hosted project has before any
+    migration), as the bootstrap superuser; idempotent."""
     check_installed()
     try:
         _refuse_legacy(dsn)
@@ -71,6 +69,14 @@ def apply_schema(dsn: str) -> list[str]:
         for path in STAND_INS:
             with conn.transaction():
                 conn.execute(path.read_text().encode())
+
+
+def apply_schema(dsn: str) -> list[str]:
+    """Applies what is missing; returns the names of the migrations it applied.
+
+    `dsn` names the database; the user in it does not matter.
+    """
+    apply_stand_ins(dsn)
     applied: list[str] = []
     with psycopg.connect(as_role(dsn, ADMIN), autocommit=True) as conn:
         conn.execute(_LEDGER.encode())

@@ -36,10 +36,23 @@ class BotWorkerSettings(EnvSettings):
     llm_base_url: str = Field(default=OPENROUTER, validation_alias="LLM_BASE_URL")
     llm_timeout_seconds: float = Field(default=60.0, gt=0, validation_alias="LLM_TIMEOUT_SECONDS")
     # The queue's redrive maxReceiveCount: on that receive a failure is final.
-    bot_max_receives: int = Field(default=3, ge=1, validation_alias="BOT_MAX_RECEIVES")
+    bot_max_receives: int = Field(default=5, ge=1, validation_alias="BOT_MAX_RECEIVES")
+    # Seconds before a failed job is received again, by receive (the last
+    # one repeats): ChangeMessageVisibility on the failed message.
+    bot_retry_delays: tuple[int, ...] = Field(
+        default=(5, 20, 60, 180), validation_alias="BOT_RETRY_DELAYS"
+    )
+    # The queue jobs come from (unset: the URL is made from the records' queue ARN).
+    bot_queue_url: str | None = Field(default=None, validation_alias="BOT_QUEUE_URL")
     bot_history: int = Field(default=10, ge=1, le=50, validation_alias="BOT_HISTORY")
     stream_write_interval_seconds: float = Field(
         default=0.25, ge=0, validation_alias="BOT_STREAM_WRITE_INTERVAL"
+    )
+    # The provider's max_tokens for a reply: what one reply may cost, and so
+    # how far a bot's daily budget can be overrun (shared/bots/budget.py).
+    # A reply is cut to 16 KiB of text when stored, about 4,000 tokens.
+    bot_max_reply_tokens: int = Field(
+        default=2048, ge=16, le=32768, validation_alias="BOT_MAX_REPLY_TOKENS"
     )
 
     echo_word_delay_seconds: float = Field(
@@ -50,6 +63,29 @@ class BotWorkerSettings(EnvSettings):
     @classmethod
     def _blank_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
         return value if value is not None and value.get_secret_value().strip() else None
+
+    @field_validator("bot_retry_delays", mode="before")
+    @classmethod
+    def _delays(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("bot_retry_delays")
+    @classmethod
+    def _delays_in_range(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        # SQS takes whole seconds, at most 12 hours.
+        if not value or any(not 0 <= delay <= 43_200 for delay in value):
+            raise ValueError("must be comma-separated whole seconds between 0 and 43200")
+        return value
+
+    def retry_delay(self, receives: int, asked: float | None = None) -> int:
+        """Seconds to wait after the `receives`-th receive failed; a provider's
+        Retry-After is honoured up to the longest configured delay."""
+        delay = self.bot_retry_delays[min(max(receives, 1), len(self.bot_retry_delays)) - 1]
+        if asked is not None:
+            delay = max(delay, min(int(asked), max(self.bot_retry_delays)))
+        return delay
 
     @field_validator("llm_base_url")
     @classmethod

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from typing import NamedTuple
 
 from shared.auth.principal import SERVICE
 from shared.bots.models import BotJob, WebhookPayload
 from shared.db.port import Database
+from shared.errors import ServiceUnavailable
 from shared.queue import JobQueue
+
+logger = logging.getLogger(__name__)
 
 
 class TriggerResult(NamedTuple):
@@ -37,9 +41,26 @@ def jobs_for(payload: WebhookPayload, db: Database) -> tuple[list[BotJob], str |
 
 
 def trigger(payload: WebhookPayload, db: Database, queue: JobQueue) -> TriggerResult:
+    """Queues the jobs, then acknowledges the utterance's delivery record so the
+    database stops re-sending it. Nothing is acknowledged before the queue has
+    the jobs: a failure on the way leaves the record due, and the database
+    sends the webhook again."""
     jobs, ignored = jobs_for(payload, db)
-    if ignored:
-        return TriggerResult(ignored=ignored)
     if jobs:
         queue.send([job.model_dump_json() for job in jobs])
+    if payload.record is not None:
+        _acknowledge(db, payload.record.id)
+    if ignored:
+        return TriggerResult(ignored=ignored)
     return TriggerResult(queued=len(jobs))
+
+
+def _acknowledge(db: Database, intention_id: str) -> None:
+    try:
+        db.call("ack_bot_delivery", {"_intention_id": intention_id}, SERVICE)
+    except ServiceUnavailable as exc:
+        # The jobs are queued: the database will send the webhook again and
+        # the duplicate jobs find the replies already written (one per bot).
+        logger.warning(
+            "delivery of %s not acknowledged (%s): it will be sent again", intention_id, exc.code
+        )

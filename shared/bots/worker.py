@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.auth.principal import SERVICE
+from shared.bots import budget
 from shared.bots.models import BotJob
 from shared.db.port import Database
 from shared.errors import Conflict, NotFound
@@ -28,8 +29,22 @@ ModelFor = Callable[[str | None], ChatModel]
 """The model client to use with a bot's own key (None: the default key)."""
 
 
+# Past this the database cuts a reply anyway (its content limit is 16 KiB):
+# reading on would only cost time and memory.
+MAX_REPLY_CHARS = 16 * 1024
+
+
 class RetryLater(Exception):
-    """The job failed in a way that retrying may fix: let the queue retry it."""
+    """The job failed in a way that retrying may fix: let the queue retry it,
+    not before `retry_after` seconds if the provider asked for that."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class AlreadyAnswered(Exception):
+    """Another delivery of the same job completed the reply meanwhile."""
 
 
 class ReplyIdTaken(Exception):
@@ -44,7 +59,7 @@ class ReplyIdTaken(Exception):
 
 @dataclass(frozen=True)
 class Outcome:
-    status: str  # answered | already answered | skipped | failed
+    status: str  # answered | already answered | skipped | failed | over budget
     detail: str = ""
 
 
@@ -97,7 +112,9 @@ class ReplyWriter:
         if self._last_write is not None and now - self._last_write < self._interval:
             return
         self._last_write = now
-        self._write(text, "active")
+        row = self._write(text, "active")
+        if not row.get("written") and row.get("state") == "complete":
+            raise AlreadyAnswered
         self.written = True
 
     def complete(self, text: str) -> None:
@@ -120,7 +137,10 @@ def answer(
     history: int,
     interval: float,
     final_attempt: bool,
+    deadline: float,
 ) -> Outcome:
+    """Answers the job; the model's reply must be complete by `deadline`
+    (time.monotonic())."""
     try:
         context = db.call(
             "bot_context",
@@ -138,7 +158,22 @@ def answer(
 
     writer = ReplyWriter(db, job, interval)
     try:
-        return _reply(job, context, writer, model_for, final_attempt=final_attempt)
+        # Budget hook (shared/bots/budget.py): the model is called only on a
+        # hold of the bot's daily tokens, and what it spent is recorded.
+        try:
+            return _reply(
+                job,
+                context,
+                writer,
+                budget.metered(model_for, db, job),
+                final_attempt=final_attempt,
+                deadline=deadline,
+            )
+        except budget.OverBudget as exc:
+            writer.error_notice(exc.notice(str(bot["name"])))
+            return Outcome("over budget", exc.scope)
+    except AlreadyAnswered:
+        return Outcome("already answered")
     except ReplyIdTaken as exc:
         # A retry would fail the same way: the job is done, and reported.
         logger.error("bot %s: cannot reply to %s: %s", job.bot_id, job.trigger_id, exc)
@@ -157,20 +192,30 @@ def _reply(
     model_for: ModelFor,
     *,
     final_attempt: bool,
+    deadline: float,
 ) -> Outcome:
     bot = context["bot"]
     text = ""
     try:
         model = model_for(bot.get("llm_api_key"))
-        for delta in model.stream(str(bot["model"]), conversation(context)):
-            text += delta
-            writer.progress(text)
+        stream = model.stream(str(bot["model"]), conversation(context), deadline=deadline)
+        try:
+            for delta in stream:
+                text += delta
+                if len(text) >= MAX_REPLY_CHARS:
+                    text = text[:MAX_REPLY_CHARS]
+                    break
+                writer.progress(text)
+        finally:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()  # stops the model's reader at once
     except LlmError as exc:
         writer.close_failed(text)
         logger.warning("bot %s: provider error (%s), retryable=%s", job.bot_id, exc, exc.retryable)
         if exc.retryable and not final_attempt:
-            raise RetryLater(str(exc)) from exc
-        reason = f"status {exc.status}" if exc.status else "no answer in time"
+            raise RetryLater(str(exc), exc.retry_after) from exc
+        reason = f"status {exc.status}" if exc.status else str(exc)
         writer.error_notice(
             f"{bot['name']} could not answer: the model provider failed ({reason})."
         )

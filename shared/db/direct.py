@@ -28,7 +28,7 @@ from psycopg.types.json import Jsonb
 
 from shared.auth.principal import Caller, Principal
 from shared.db.errors import error_from_database
-from shared.errors import BadRequest, ServiceUnavailable
+from shared.errors import AppError, BadRequest, ServiceUnavailable
 
 _SET_CONTEXT = (
     "select set_config('role', %s, true), set_config('request.jwt.claims', %s, true),"
@@ -53,6 +53,17 @@ def _rollback(conn: psycopg.Connection[Any]) -> None:
         conn.execute("rollback")
     except psycopg.Error:
         conn.close()
+
+
+def error_from_psycopg(exc: psycopg.Error, *, signed_in: bool) -> AppError:
+    """A database error as PostgREST would answer it (shared.db.errors)."""
+    return error_from_database(
+        exc.sqlstate,
+        exc.diag.message_primary or "database error",
+        exc.diag.message_detail,
+        signed_in=signed_in,
+        hint=exc.diag.message_hint,
+    )
 
 
 class _StaleConnection(Exception):
@@ -183,12 +194,8 @@ class DirectDatabase:
 
     @staticmethod
     def _mapped(exc: psycopg.Error, caller: Caller) -> Exception:
-        return error_from_database(
-            exc.sqlstate,
-            exc.diag.message_primary or "database error",
-            exc.diag.message_detail,
-            signed_in=isinstance(caller, Principal) or caller.claims.get("role") == "service_role",
-        )
+        signed_in = isinstance(caller, Principal) or caller.claims.get("role") == "service_role"
+        return error_from_psycopg(exc, signed_in=signed_in)
 
     def close(self) -> None:
         self._connections.drop_idle()

@@ -7,10 +7,21 @@ answers the same through PostgREST and through the direct adapter.
 from __future__ import annotations
 
 import logging
+import re
 
 from shared.errors import AppError, ServiceUnavailable, error_for_status
 
 logger = logging.getLogger(__name__)
+
+# Our SQL puts when to retry a 'PT429' in HINT, as the HTTP header reads:
+# "Retry-After: 12" (PostgREST returns HINT as the body's "hint").
+_RETRY_AFTER = re.compile(r"^Retry-After: ?(\d{1,9})$")
+
+
+def retry_after_from_hint(hint: str | None) -> int | None:
+    """The seconds a 'Retry-After: <seconds>' hint says, else None."""
+    match = _RETRY_AFTER.match(hint.strip()) if hint else None
+    return int(match.group(1)) if match else None
 
 
 def status_for_sqlstate(sqlstate: str, *, signed_in: bool) -> int:
@@ -31,7 +42,12 @@ def status_for_sqlstate(sqlstate: str, *, signed_in: bool) -> int:
 
 
 def error_from_database(
-    sqlstate: str | None, message: str, detail: str | None, *, signed_in: bool
+    sqlstate: str | None,
+    message: str,
+    detail: str | None,
+    *,
+    signed_in: bool,
+    hint: str | None = None,
 ) -> AppError:
     status = status_for_sqlstate(sqlstate or "", signed_in=signed_in)
     if status == 503:
@@ -41,4 +57,4 @@ def error_from_database(
         logger.error("database error %s: %s", sqlstate, message)
         return error_for_status(500, "internal error", "internal_error")
     code = detail if detail and detail.replace("_", "").isalnum() else None
-    return error_for_status(status, message, code)
+    return error_for_status(status, message, code, retry_after=retry_after_from_hint(hint))

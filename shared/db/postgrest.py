@@ -81,4 +81,6 @@ def _mapped(exc: APIError, caller: Caller) -> Exception:
     if code.startswith("PGRST"):
         # Schema cache or argument errors: ours to fix, not the client's.
         return error_from_database("XX000", exc.message or "", None, signed_in=signed_in)
-    return error_from_database(code, exc.message or "", exc.details, signed_in=signed_in)
+    return error_from_database(
+        code, exc.message or "", exc.details, signed_in=signed_in, hint=exc.hint
+    )

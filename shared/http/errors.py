@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from shared.errors import AppError, ServiceUnavailable, Unauthorized
+from shared.errors import AppError, RetryAfter, Unauthorized
 
 logger = logging.getLogger("shared.http")
 
@@ -43,13 +43,16 @@ def response_for(exc: AppError) -> JSONResponse:
             extra={"error_code": exc.code, "cause": _cause(exc)},
         )  # fmt: skip
     headers: dict[str, str] = {}
+    extra: dict[str, Any] = {}
     if isinstance(exc, Unauthorized):
         headers["WWW-Authenticate"] = (
             f'Bearer error="invalid_token", error_description="{exc.code}"'
         )
-    if isinstance(exc, ServiceUnavailable):
+    if isinstance(exc, RetryAfter):
+        # 429 and 503: in the header for HTTP clients, in the body for scripts.
         headers["Retry-After"] = str(exc.retry_after)
-    return error_response(exc.status, exc.code, exc.message, headers=headers)
+        extra["retry_after"] = exc.retry_after
+    return error_response(exc.status, exc.code, exc.message, headers=headers, **extra)
 
 
 def _field(loc: tuple[Any, ...] | list[Any]) -> str:

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
+import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
 import httpx
 
-from shared.llm.sse import events
+from shared.llm.sse import EventParser, StreamTooLarge
+from shared.llm.usage import Usage, usage_of
 
 logger = logging.getLogger(__name__)
 
@@ -27,26 +30,45 @@ class ChatMessage:
 
 
 class LlmError(Exception):
-    """The provider failed. `retryable` says whether trying later may help."""
+    """The provider failed. `retryable` says whether trying later may help;
+    `retry_after` is the provider's own Retry-After, in seconds, if it sent one."""
 
-    def __init__(self, message: str, *, retryable: bool, status: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.status = status
+        self.retry_after = retry_after
 
 
 class ChatModel(Protocol):
-    def stream(self, model: str, messages: Sequence[ChatMessage]) -> Iterator[str]:
-        """Yields the reply's text as it arrives."""
+    def stream(
+        self, model: str, messages: Sequence[ChatMessage], *, deadline: float
+    ) -> Iterator[str]:
+        """Yields the reply's text as it arrives, all of it before `deadline`
+        (time.monotonic()), else raises a retryable LlmError."""
         ...
 
 
 _RETRYABLE_STATUS = {408, 409, 425, 429}
+MAX_ERROR_BODY_BYTES = 64 * 1024
+_READ_AHEAD_EVENTS = 16  # parsed events waiting for the caller: the reader pauses beyond
 
 
-def _error_for_status(status: int) -> LlmError:
+def _error_for_status(status: int, retry_after: str | None = None) -> LlmError:
     retryable = status in _RETRYABLE_STATUS or status >= 500
-    return LlmError(f"provider answered {status}", retryable=retryable, status=status)
+    seconds = None
+    if retry_after is not None and retry_after.strip().isdigit():
+        seconds = float(retry_after.strip())
+    return LlmError(
+        f"provider answered {status}", retryable=retryable, status=status, retry_after=seconds
+    )
 
 
 def _payload(message: ChatMessage) -> dict[str, str]:
@@ -57,60 +79,196 @@ def _payload(message: ChatMessage) -> dict[str, str]:
 
 
 class OpenAICompatible:
-    """POST {base_url}/chat/completions with stream: true."""
+    """POST {base_url}/chat/completions with stream: true.
+
+    The deadline bounds the whole call, whatever the provider sends:
+    connecting, the headers, and every byte of the stream, comments and
+    partial lines included. The HTTP exchange runs on a reader thread that
+    hands parsed events over; the caller waits for each one only until the
+    deadline, so no socket read, slow drip or endless line can hold it
+    longer. Lines and events are capped (shared.llm.sse), as is the number
+    of events read ahead, so memory stays bounded too. A reader left behind
+    at the deadline stops at its next chunk, or when its read timeout (at
+    most the time that was left) expires.
+    """
 
     def __init__(
-        self, base_url: str, api_key: str, http: httpx.Client, *, deadline_seconds: float
+        self,
+        base_url: str,
+        api_key: str,
+        http: httpx.Client,
+        *,
+        deadline_seconds: float,
+        max_tokens: int | None = None,
     ) -> None:
         self._url = f"{base_url}/chat/completions"
         self._key = api_key
         self._http = http
         self._deadline = deadline_seconds
+        self.max_tokens = max_tokens  # the reply's cap, sent to the provider
+        self.usage: Usage | None = None  # the last stream's, if the provider said
 
-    def stream(self, model: str, messages: Sequence[ChatMessage]) -> Iterator[str]:
-        body = {"model": model, "messages": [_payload(m) for m in messages], "stream": True}
-        headers = {"Authorization": f"Bearer {self._key}", "Accept": "text/event-stream"}
-        deadline = time.monotonic() + self._deadline
+    def stream(
+        self, model: str, messages: Sequence[ChatMessage], *, deadline: float | None = None
+    ) -> Iterator[str]:
+        body: dict[str, object] = {
+            "model": model,
+            "messages": [_payload(m) for m in messages],
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        if self.max_tokens is not None:
+            body["max_tokens"] = self.max_tokens
+        self.usage = None
+        headers = {
+            "Authorization": f"Bearer {self._key}",
+            "Accept": "text/event-stream",
+            "Accept-Encoding": "identity",
+        }
+        own = time.monotonic() + self._deadline
+        reader = _StreamReader(
+            self._http, self._url, body, headers, own if deadline is None else min(deadline, own)
+        )
+        reader.start()
         try:
-            with self._http.stream("POST", self._url, json=body, headers=headers) as response:
-                if response.status_code != 200:
-                    response.read()
-                    raise _error_for_status(response.status_code)
-                yield from self._deltas(response.iter_lines(), deadline)
-        except httpx.TimeoutException as exc:
-            raise LlmError("provider timed out", retryable=True) from exc
-        except httpx.HTTPError as exc:
-            raise LlmError("provider unreachable", retryable=True) from exc
+            yield from self._deltas(reader.events(), self._saw_usage)
+        finally:
+            reader.cancel()
+
+    def _saw_usage(self, usage: Usage) -> None:
+        self.usage = usage
 
     @staticmethod
-    def _deltas(lines: Iterator[str], deadline: float) -> Iterator[str]:
+    def _deltas(
+        events: Iterator[str], on_usage: Callable[[Usage], None] | None = None
+    ) -> Iterator[str]:
         finished = False
-        for data in events(lines):
-            if time.monotonic() > deadline:
-                raise LlmError("provider too slow", retryable=True)
-            if data.strip() == "[DONE]":
-                finished = True
-                break
-            try:
-                chunk = json.loads(data)
-            except ValueError:
-                logger.warning("skipping a malformed stream event")
-                continue
-            if not isinstance(chunk, dict):
-                continue
-            if isinstance(chunk.get("error"), dict):
-                code = chunk["error"].get("code")
-                status = code if isinstance(code, int) else 502
-                raise _error_for_status(status)
-            for choice in chunk.get("choices") or []:
-                delta = (choice or {}).get("delta") or {}
-                text = delta.get("content")
-                if isinstance(text, str) and text:
-                    yield text
-                if (choice or {}).get("finish_reason"):
-                    finished = True
+        try:
+            for data in events:
+                if data.strip() == "[DONE]":
+                    return
+                try:
+                    chunk = json.loads(data)
+                except ValueError:
+                    logger.warning("skipping a malformed stream event")
+                    continue
+                if not isinstance(chunk, dict):
+                    continue
+                usage = usage_of(chunk)
+                if usage is not None and on_usage is not None:
+                    on_usage(usage)
+                if isinstance(chunk.get("error"), dict):
+                    code = chunk["error"].get("code")
+                    status = code if isinstance(code, int) else 502
+                    raise _error_for_status(status)
+                for choice in chunk.get("choices") or []:
+                    delta = (choice or {}).get("delta") or {}
+                    text = delta.get("content")
+                    if isinstance(text, str) and text:
+                        yield text
+                    if (choice or {}).get("finish_reason"):
+                        finished = True
+        except LlmError:
+            if finished:  # the answer was complete; only its trailer was late or broken
+                return
+            raise
         if not finished:
             raise LlmError("stream ended early", retryable=True)
+
+
+class _StreamReader(threading.Thread):
+    """One request to the provider, read on its own thread; `events()` hands
+    over what it parsed, each within the deadline."""
+
+    def __init__(
+        self,
+        http: httpx.Client,
+        url: str,
+        body: dict[str, object],
+        headers: dict[str, str],
+        deadline: float,
+    ) -> None:
+        super().__init__(name="llm-stream", daemon=True)
+        self._http = http
+        self._url = url
+        self._body = body
+        self._headers = headers
+        self._deadline = deadline
+        self._items: queue.Queue[tuple[str, str | LlmError | None]] = queue.Queue(
+            _READ_AHEAD_EVENTS
+        )
+        self._cancelled = threading.Event()
+
+    def cancel(self) -> None:
+        self._cancelled.set()
+
+    def events(self) -> Iterator[str]:
+        while True:
+            remaining = self._deadline - time.monotonic()
+            if remaining <= 0:
+                raise LlmError("no answer in time", retryable=True)
+            try:
+                kind, value = self._items.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            if isinstance(value, LlmError):
+                raise value
+            if kind == "end":
+                return
+            assert value is not None
+            yield value
+
+    def run(self) -> None:
+        try:
+            self._exchange()
+        except StreamTooLarge as exc:
+            logger.warning("the provider's stream went past a cap: %s", exc)
+            self._put("error", LlmError("provider stream too large", retryable=True))
+        except httpx.TimeoutException:
+            self._put("error", LlmError("provider timed out", retryable=True))
+        except httpx.HTTPError:
+            self._put("error", LlmError("provider unreachable", retryable=True))
+        except Exception:  # the caller must hear of it, not wait for the deadline
+            logger.exception("reading the provider's stream failed")
+            self._put("error", LlmError("provider stream failed", retryable=True))
+
+    def _exchange(self) -> None:
+        left = max(self._deadline - time.monotonic(), 0.001)
+        timeout = httpx.Timeout(left, connect=min(5.0, left))
+        with self._http.stream(
+            "POST", self._url, json=self._body, headers=self._headers, timeout=timeout
+        ) as response:
+            if response.status_code != 200:
+                read = 0
+                for chunk in response.iter_raw():  # an error body is read, but only so much
+                    read += len(chunk)
+                    if read > MAX_ERROR_BODY_BYTES or self._cancelled.is_set():
+                        break
+                self._put(
+                    "error",
+                    _error_for_status(response.status_code, response.headers.get("retry-after")),
+                )
+                return
+            parser = EventParser()
+            for chunk in response.iter_bytes():
+                if self._cancelled.is_set():
+                    return
+                for data in parser.feed(chunk):
+                    if not self._put("event", data):
+                        return
+            for data in parser.close():
+                if not self._put("event", data):
+                    return
+        self._put("end", None)
+
+    def _put(self, kind: str, value: str | LlmError | None) -> bool:
+        while not self._cancelled.is_set():
+            try:
+                self._items.put((kind, value), timeout=0.1)
+            except queue.Full:
+                continue
+            return True
+        return False
 
 
 class EchoModel:
@@ -122,10 +280,18 @@ class EchoModel:
     def __init__(self, word_delay_seconds: float = 0.0) -> None:
         self._delay = word_delay_seconds
 
-    def stream(self, model: str, messages: Sequence[ChatMessage]) -> Iterator[str]:  # noqa: ARG002
+    def stream(
+        self,
+        model: str,  # noqa: ARG002
+        messages: Sequence[ChatMessage],
+        *,
+        deadline: float | None = None,
+    ) -> Iterator[str]:
         last = next((m.content for m in reversed(messages) if m.role == "user"), "")
         words = f"{self.LABEL} You said: {last}".split(" ")
         for i, word in enumerate(words):
             if i and self._delay:
                 time.sleep(self._delay)
+            if deadline is not None and time.monotonic() > deadline:
+                raise LlmError("no answer in time", retryable=True)
             yield word if i == 0 else f" {word}"

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -42,6 +44,7 @@ class DevStack:
             "SUPABASE_URL": self.supabase_url,
             "PAGE_URL": self.page_url,
             "SUPABASE_ANON_KEY": self.anon_key,
+            "SUPABASE_SERVICE_ROLE_KEY": "local-service-role-key",
             "JWT_SECRET": SECRET,
             "ADA_ID": USERS["ada"],
             "BOB_ID": USERS["bob"],
@@ -77,9 +80,12 @@ def _force_exit() -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def dev_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
+def dev_stack() -> Iterator[DevStack]:
     port, pg_port, auth_port, web_port = free_port(), free_port(), free_port(), free_port()
-    data = tmp_path_factory.mktemp("front-end") / "dev"
+    # Not under pytest's basetemp: a concurrent pytest run resets that
+    # folder to 0700, and the server (the postgres user) loses its way in.
+    root = Path(tempfile.mkdtemp(prefix="chat-front-end-"))
+    data = root / "dev"
     env = {
         **{k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "SUPABASE_URL",
            "OPENROUTER_API_KEY", "ALLOWED_ORIGINS", "WEBHOOK_SECRET", "BOT_QUEUE_URL")},
@@ -127,4 +133,5 @@ def dev_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
     finally:
         os.killpg(server.pid, signal.SIGINT)
         output, _ = server.communicate(timeout=60)
+        shutil.rmtree(root, ignore_errors=True)
         assert server.returncode == 0, output

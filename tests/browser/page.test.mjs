@@ -93,14 +93,15 @@ test('Ada and Bob: a message from one reaches the other over the private channel
   }
 
   // And the bot's reply streams into #lounge, from active to complete
-  await ada.page.fill('#utterance', 'Hello Echo, are you there?')
+  const question = `Hello Echo, are you there? (${Date.now()})`
+  await ada.page.fill('#utterance', question)
   await ada.page.press('#utterance', 'Enter')
-  await ada.page.locator('#lounge li[data-state="complete"]', { hasText: 'You said' }).waitFor({ timeout: 15000 })
+  await ada.page.locator('#lounge li[data-state="complete"][data-id^="/bot-"]', { hasText: question }).waitFor({ timeout: 15000 })
   const seen = (await chatState(ada.page)).seen.filter(([id]) => id.startsWith('/bot-'))
   const states = seen.map(([, state]) => state)
   assert.equal(states[0], 'active', `states seen: ${states}`)
   assert.equal(states.at(-1), 'complete')
-  await bob.page.locator('#lounge li[data-state="complete"]', { hasText: 'You said' }).waitFor({ timeout: 5000 })
+  await bob.page.locator('#lounge li[data-state="complete"][data-id^="/bot-"]', { hasText: question }).waitFor({ timeout: 5000 })
 
   if (env.SCREENSHOT) {
     mkdirSync(dirname(env.SCREENSHOT), { recursive: true })
@@ -166,4 +167,60 @@ test('an expired or expiring session is refreshed through token and the page kee
   assert.equal((await chatState(expiring.page)).dm, 'SUBSCRIBED')
   assert.deepEqual((await chatState(expiring.page)).errors, [])
   for (const opened of [expired, expiring, bob]) await opened.context.close()
+})
+
+async function post(url, user, body) {
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${token(env[`${user.toUpperCase()}_ID`], user)}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify(body),
+  })
+  assert.ok(response.ok, `${url}: ${response.status} ${await response.text()}`)
+}
+
+test('opened after messages were sent, the thread and #lounge show their history, then go live', async () => {
+  // Given Bob wrote to Ada and spoke in #lounge while Ada's page was closed
+  const stamp = Date.now()
+  await post(`${env.API_URL}/chat/messages`, 'bob', { thread_id: 'ada__bob', body: `While you were away ${stamp}` })
+  await post(`${env.PAGE_URL}/dev/say`, 'bob', { text: `Lounge news ${stamp}` })
+
+  // When Ada opens the page
+  const ada = await signedIn('?as=ada')
+
+  // Then both are there, loaded through RLS
+  await messageIn(ada.page, `While you were away ${stamp}`)
+  await ada.page.locator('#lounge li:not([data-id^="/bot-"])', { hasText: `Lounge news ${stamp}` }).waitFor({ timeout: 5000 })
+  await ada.page.waitForFunction(() => window.chat.state.history.dm > 0 && window.chat.state.history.lounge > 0)
+
+  // And what comes next arrives live, after them
+  await post(`${env.API_URL}/chat/messages`, 'bob', { thread_id: 'ada__bob', body: `Welcome back ${stamp}` })
+  await messageIn(ada.page, `Welcome back ${stamp}`)
+  const bodies = await ada.page.locator('#messages li .body').allTextContents()
+  assert.ok(bodies.indexOf(`While you were away ${stamp}`) < bodies.indexOf(`Welcome back ${stamp}`), bodies.join(' | '))
+  assert.equal(bodies.filter((b) => b === `While you were away ${stamp}`).length, 1)
+
+  // And a stranger's page gets none of it (RLS)
+  const { context, page } = await open('')
+  const refused = await page.evaluate(async (cy) => {
+    const response = await fetch('/dev/history?thread_id=ada__bob', { headers: { Authorization: `Bearer ${cy}` } })
+    return response.json()
+  }, token(env.CY_ID, 'cy'))
+  assert.deepEqual(refused, [])
+  await context.close()
+  await ada.context.close()
+})
+
+test('who is online: Ada and Bob see each other in the thread and in #lounge; a closed page leaves', async () => {
+  const ada = await signedIn('?as=ada')
+  const bob = await signedIn('?as=bob')
+  const both = () => { const s = window.chat.state.online; return s.dm.join() === 'ada,bob' && s.lounge.join() === 'ada,bob' }
+  await ada.page.waitForFunction(both, null, { timeout: 5000 })
+  await bob.page.waitForFunction(both, null, { timeout: 5000 })
+  assert.deepEqual(await ada.page.locator('#thread-online .online').allTextContents(), ['ada', 'bob'])
+
+  await bob.context.close()
+  await ada.page.waitForFunction(() => window.chat.state.online.dm.join() === 'ada'
+                                       && window.chat.state.online.lounge.join() === 'ada', null, { timeout: 5000 })
+  assert.deepEqual(await ada.page.locator('#lounge-online .online').allTextContents(), ['ada'])
+  await ada.context.close()
 })

@@ -22,7 +22,7 @@ def _passed(report: str) -> int:
 
 def test_supabase_js_joins_is_refused_and_receives(dev_stack: DevStack) -> None:
     report = run_node(dev_stack, "tests/node/realtime.test.mjs")
-    assert _passed(report) == 7, report
+    assert _passed(report) == 10, report
 
 
 def test_the_page_in_a_real_browser(dev_stack: DevStack, tmp_path: Path) -> None:
@@ -33,5 +33,5 @@ def test_the_page_in_a_real_browser(dev_stack: DevStack, tmp_path: Path) -> None
         else tmp_path / "page.png"
     )
     report = run_node(dev_stack, "tests/browser/page.test.mjs", screenshot=shot)
-    assert _passed(report) == 4, report
+    assert _passed(report) == 6, report
     assert shot.stat().st_size > 10_000, "no screenshot of the conversation"

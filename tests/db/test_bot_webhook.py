@@ -10,6 +10,7 @@ import psycopg
 import pytest
 
 from infra.local.pg_net import PgNetWorker
+from tests.support.database import warnings_of
 from tests.support.spaces import make_world, say
 from tests.support.webhooks import Receiver, responses
 
@@ -22,16 +23,6 @@ def _configure(admin: psycopg.Connection[Any], url: str) -> None:
         " ('bot_trigger_url', %s), ('bot_trigger_secret', 's3cret')",
         (url + "/webhooks/bot-trigger",),
     )
-
-
-def _warnings(conn: psycopg.Connection[Any]) -> list[str]:
-    seen: list[str] = []
-    conn.add_notice_handler(
-        lambda d: (
-            seen.append(str(d.message_primary)) if d.severity_nonlocalized == "WARNING" else None
-        )
-    )
-    return seen
 
 
 def _stored(admin: psycopg.Connection[Any], intention_id: str) -> bool:
@@ -98,7 +89,7 @@ def test_unconfigured_webhook_posts_nothing_and_the_insert_succeeds(
     admin: psycopg.Connection[Any], webhook_receiver: Receiver, pg_net_worker: PgNetWorker
 ) -> None:
     make_world(admin)
-    warnings = _warnings(admin)
+    warnings = warnings_of(admin)
     said = say(admin, "@guest", "#lounge", "anyone?")
     assert _stored(admin, said)
     assert any("not configured" in w for w in warnings)
@@ -125,7 +116,7 @@ def test_without_pg_net_the_utterance_is_kept_and_a_warning_logged(
     make_world(admin)
     _configure(admin, "http://127.0.0.1:9")
     admin.execute("drop extension pg_net")
-    warnings = _warnings(admin)
+    warnings = warnings_of(admin)
 
     # When a user speaks, the insert commits and says why nothing was sent
     said = say(admin, "@guest", "#lounge", "is this lost?")
@@ -143,7 +134,7 @@ def test_a_malformed_url_keeps_the_utterance_and_logs_a_warning(
         "insert into private.settings (key, value) values"
         " ('bot_trigger_url', 'not a url'), ('bot_trigger_secret', 's3cret')"
     )
-    warnings = _warnings(admin)
+    warnings = warnings_of(admin)
     said = say(admin, "@guest", "#lounge", "still here?")
     assert _stored(admin, said)
     assert any("invalid URL" in w for w in warnings)

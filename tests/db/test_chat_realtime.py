@@ -7,7 +7,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.support.database import User, acting_as, create_user, rpc
+from tests.support.database import User, create_user, realtime_reads, realtime_writes, rpc
 
 pytestmark = pytest.mark.db
 
@@ -38,42 +38,6 @@ def test_a_new_message_is_broadcast_on_its_thread_topic(
     assert payload["record"]["body"] == "hello"
 
 
-def _can_join(
-    api: psycopg.Connection[Any],
-    platform: psycopg.Connection[Any],
-    claims: dict[str, Any],
-    topic: str,
-) -> bool:
-    """Realtime's read check: a row on the topic (written by the platform:
-    postgres may not delete from realtime.messages), then a select as the user."""
-    platform.execute(
-        "insert into realtime.messages (topic, extension, event, payload) values (%s, 'broadcast', 'probe', '{}')",
-        (topic,),
-    )
-    with acting_as(api, claims, topic=topic) as cur:
-        rows = cur.execute(
-            "select 1 from realtime.messages where topic = realtime.topic() and extension = 'broadcast'"
-        ).fetchall()
-    platform.execute("delete from realtime.messages where event = 'probe'")
-    return len(rows) > 0
-
-
-def _can_send(
-    api: psycopg.Connection[Any], claims: dict[str, Any], topic: str, event: str = "typing"
-) -> bool:
-    """Realtime's write check: an insert as the user, rolled back."""
-    try:
-        with acting_as(api, claims, topic=topic) as cur:
-            cur.execute(
-                "insert into realtime.messages (topic, extension, event, payload)"
-                " values (realtime.topic(), 'broadcast', %s, '{}')",
-                (event,),
-            )
-    except psycopg.errors.InsufficientPrivilege:
-        return False
-    return True
-
-
 def test_only_participants_join_and_nobody_sends_on_the_thread_channel(
     admin: psycopg.Connection[Any],
     superuser: psycopg.Connection[Any],
@@ -84,14 +48,14 @@ def test_only_participants_join_and_nobody_sends_on_the_thread_channel(
     eve = create_user(admin, "eve")
     topic = f"chat:{thread_id}"
 
-    assert _can_join(api, superuser, amy.claims(), topic)
-    assert _can_join(api, superuser, bob.claims(), topic)
-    assert not _can_join(api, superuser, eve.claims(), topic)
+    assert realtime_reads(api, superuser, amy.claims(), topic)
+    assert realtime_reads(api, superuser, bob.claims(), topic)
+    assert not realtime_reads(api, superuser, eve.claims(), topic)
     # Only the database broadcasts there: a participant could otherwise forge
     # its INSERT event naming the other participant as sender.
-    assert not _can_send(api, amy.claims(), topic, event="INSERT")
-    assert not _can_send(api, amy.claims(), topic)
-    assert not _can_send(api, eve.claims(), topic)
+    assert not realtime_writes(api, amy.claims(), topic, event="INSERT")
+    assert not realtime_writes(api, amy.claims(), topic)
+    assert not realtime_writes(api, eve.claims(), topic)
     # A participant of one thread gets nothing on a made-up topic
-    assert not _can_join(api, superuser, amy.claims(), "chat:amy__eve")
-    assert not _can_send(api, amy.claims(), "room:anything")
+    assert not realtime_reads(api, superuser, amy.claims(), "chat:amy__eve")
+    assert not realtime_writes(api, amy.claims(), "room:anything")

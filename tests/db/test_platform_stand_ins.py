@@ -14,7 +14,7 @@ import pytest
 
 from infra.local.partitions import maintain_realtime_partitions
 from infra.local.pg_net import PgNetWorker
-from tests.support.database import acting_as, create_user, rpc
+from tests.support.database import acting_as, create_user, rpc, warnings_of
 from tests.support.webhooks import Receiver, responses
 
 pytestmark = pytest.mark.db
@@ -29,16 +29,6 @@ def _memberships(conn: psycopg.Connection[Any], role: str) -> set[str]:
         (role,),
     ).fetchall()
     return {r[0] for r in rows}
-
-
-def _warnings(conn: psycopg.Connection[Any]) -> list[str]:
-    seen: list[str] = []
-    conn.add_notice_handler(
-        lambda d: (
-            seen.append(str(d.message_primary)) if d.severity_nonlocalized == "WARNING" else None
-        )
-    )
-    return seen
 
 
 # Roles
@@ -308,7 +298,7 @@ def test_realtime_send_only_warns_without_a_partition_and_broadcasts_nothing(
     # Given the Realtime server has not made today's partition
     today = dt.datetime.now(dt.UTC).date()
     superuser.execute(f"drop table realtime.messages_{today:%Y_%m_%d}")
-    warnings = _warnings(admin)
+    warnings = warnings_of(admin)
 
     # When the database broadcasts, the caller's write is not undone
     admin.execute("select realtime.send('{}', 'ping', 'room:1')")

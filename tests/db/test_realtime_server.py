@@ -4,8 +4,12 @@ the next token), postgres_changes as each change wrote the row."""
 
 from __future__ import annotations
 
+import json
+import logging
+import threading
 import time
 from collections.abc import Iterator
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -14,11 +18,13 @@ import psycopg
 import pytest
 from websockets.sync.client import ClientConnection, connect
 
+from infra.dev.auth import LocalAuth
 from infra.dev.realtime.protocol import Frame, decode, encode
 from infra.dev.realtime.server import ApiKeys, RealtimeServer
 from infra.local.cluster import BOOTSTRAP_SUPERUSER, PgCluster
 from shared.auth.jwks import JwksCache
 from shared.auth.verifier import TokenVerifier
+from tests.support.spaces import make_world
 
 pytestmark = pytest.mark.db
 
@@ -36,7 +42,7 @@ def _token(sub: str = ADA, lifetime: int = 3600) -> str:
 
 
 @pytest.fixture
-def realtime(pg_cluster: PgCluster, database: str) -> Iterator[str]:
+def server(pg_cluster: PgCluster, database: str) -> Iterator[RealtimeServer]:
     """The endpoint on a free port, connected as the platform's superuser (as in make dev)."""
     http = httpx.Client()
     verifier = TokenVerifier(JwksCache(f"{ISSUER}/.well-known/jwks.json", http), SECRET,
@@ -44,12 +50,17 @@ def realtime(pg_cluster: PgCluster, database: str) -> Iterator[str]:
     server = RealtimeServer(
         pg_cluster.dsn(database, user=BOOTSTRAP_SUPERUSER), ApiKeys(ANON_KEY, ""), lambda: verifier
     )
-    port = server.start()
+    server.start()
     try:
-        yield f"ws://127.0.0.1:{port}/realtime/v1/websocket?apikey={ANON_KEY}&vsn=2.0.0"
+        yield server
     finally:
         server.stop()
         http.close()
+
+
+@pytest.fixture
+def realtime(server: RealtimeServer) -> str:
+    return f"ws://127.0.0.1:{server.port}/realtime/v1/websocket?apikey={ANON_KEY}&vsn=2.0.0"
 
 
 class Client:
@@ -200,3 +211,110 @@ def test_postgres_changes_stay_checked_per_row_and_subscriber(
     # Then only the visible one arrives
     assert client.next("postgres_changes").payload["data"]["record"] == {"id": 2, "secret": False}
     assert client.nothing("postgres_changes")
+
+
+def test_what_it_cannot_handle_is_logged_in_one_line_and_the_next_message_arrives(
+    admin: psycopg.Connection[Any], client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given a member of #lounge following its intentions and its public broadcasts
+    world = make_world(admin)
+    binding = {"event": "INSERT", "schema": "public", "table": "intentions"}
+    guest = _token(sub=str(world.guest.id))
+    assert client.join("lounge", {"postgres_changes": [binding]}, guest).payload["status"] == "ok"
+    assert client.next("system").payload["status"] == "ok"
+    hostile = "[" * 5000 + "]" * 5000  # 10 KB, inside the content limit, too deep for json.loads
+    caplog.set_level(logging.INFO, logger="dev.realtime")
+
+    # When the member says something nested 5,000 levels deep, the database
+    # broadcasts as deep a payload, and a client sends as deep a frame
+    _say_as(admin, world.guest.claims(), "/msg-hostile", hostile)
+    admin.execute(
+        "select realtime.send(jsonb_build_object('deep', %s::jsonb), 'deep', 'lounge', false)",
+        (hostile,),
+    )
+    client.ws.send(hostile)
+    client.ws.send(encode(Frame(None, "beat", "phoenix", "heartbeat", {}), "2.0.0"))
+    assert client.next("phx_reply").payload["status"] == "ok"  # the connection lives on
+
+    # Then a normal utterance and a normal broadcast still arrive
+    _say_as(admin, world.guest.claims(), "/msg-after", '{"text": "still here"}')
+    admin.execute("select realtime.send('{\"n\": 1}', 'fine', 'lounge', false)")
+    arrived = [client.next("postgres_changes").payload["data"]["record"]["id"]]
+    assert arrived == ["/msg-after"]
+    assert client.next("broadcast").payload["event"] == "fine"
+
+    # And each thing it could not handle left one line in the log, no traceback
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 2, [r.getMessage() for r in warnings]
+    assert all("RecursionError" in r.getMessage() and r.exc_info is None for r in warnings)
+    assert any("unreadable frame" in r.getMessage() for r in caplog.records)
+
+
+def _say_as(conn: psycopg.Connection[Any], claims: dict[str, Any], said: str, content: str) -> None:
+    """An utterance in #lounge through RLS, as PostgREST would insert it."""
+    with conn.transaction():
+        conn.execute(
+            "select set_config('role', 'authenticated', true),"
+            " set_config('request.jwt.claims', %s, true)",
+            (json.dumps(claims),),
+        )
+        conn.execute(
+            "insert into public.intentions (id, name, type, owner_id, location_id, state, content)"
+            " values (%s, 'Message', 'utterance', '@guest', '#lounge', 'complete', %s::jsonb)",
+            (said, content),
+        )
+
+
+@pytest.fixture
+def supabase_url(server: RealtimeServer) -> Iterator[str]:
+    """The local auth server (SUPABASE_URL in make dev), which serves the REST broadcast."""
+    auth = LocalAuth()
+    auth.realtime = server
+    http = ThreadingHTTPServer(("127.0.0.1", 0), auth.handler())
+    threading.Thread(target=http.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{http.server_port}"
+    finally:
+        http.shutdown()
+        http.server_close()
+
+
+def test_the_rest_broadcast_obeys_whatever_the_insert_policies_say(
+    admin: psycopg.Connection[Any], client: Client, supabase_url: str
+) -> None:
+    # Given a policy letting authenticated users read and send on room:lobby only
+    admin.execute(
+        "create policy lobby on realtime.messages for all to authenticated"
+        " using (realtime.topic() = 'room:lobby') with check (realtime.topic() = 'room:lobby')"
+    )
+    private = {"private": True, "broadcast": {"self": False, "ack": False}}
+    assert client.join("room:lobby", private, _token()).payload["status"] == "ok"
+    headers = {"apikey": ANON_KEY, "Authorization": f"Bearer {_token()}"}
+    api = f"{supabase_url}/realtime/v1/api/broadcast"
+
+    # When Ada posts there privately (httpSend's form), and to another room
+    sent = httpx.post(f"{api}/room:lobby/events/hello?private=true", json={"n": 1}, headers=headers)
+    other = httpx.post(
+        f"{api}/room:attic/events/hello?private=true", json={"n": 2}, headers=headers
+    )
+
+    # Then the first is delivered, the second refused as Realtime refuses it
+    assert sent.status_code == 202
+    got = client.next("broadcast").payload
+    assert (got["event"], got["payload"]) == ("hello", {"n": 1})
+    assert other.status_code == 403
+    assert other.json() == {"message": "Unauthorized"}
+    assert other.headers["access-control-allow-origin"] == "*"
+
+    # And malformed requests get a 4xx with a JSON body, never a dropped connection
+    assert httpx.post(api, content=b"[[[", headers=headers).status_code == 400
+    assert httpx.post(api, json={"messages": []}, headers=headers).status_code == 422
+    assert httpx.post(api, json={"messages": [{"topic": "x"}]}, headers=headers).status_code == 422
+    assert httpx.post(api, json={"messages": []}, headers={"apikey": "nope"}).status_code in (
+        401,
+        422,
+    )
+    refused = httpx.post(api, json={"messages": [{"topic": "room:lobby", "event": "e", "payload": {}}]},
+                         headers={"apikey": "nope"})  # fmt: skip
+    assert refused.status_code == 401
+    assert client.nothing("broadcast")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -129,3 +130,39 @@ def test_package_with_params_carries_them(service: Path, tmp_path: Path) -> None
 def test_env_prod_is_never_committed() -> None:
     done = subprocess.run(["git", "check-ignore", "-q", ".env.prod"], cwd=ROOT, check=False)
     assert done.returncode == 0
+
+
+ENV_FILE_OK = "SUPABASE_ANON_KEY=a\nSUPABASE_SERVICE_ROLE_KEY=b\nWEBHOOK_SECRET=0123456789abcdef0\nOPENROUTER_API_KEY=c\n"
+
+
+@pytest.mark.parametrize(
+    ("command", "says"),
+    [
+        (["make", "-s", "secrets", "STAGE=prod", "ENV_FILE=.env.nothere"],
+         "put_ssm_parameters: no file .env.nothere: create it with OPENROUTER_API_KEY,"),
+        (["make", "-s", "secrets", "STAGE=prod"],
+         "put_ssm_parameters: the following arguments are required: --env-file (usage:"),
+        (["make", "-s", "secrets", "STAGE=prod", "ENV_FILE={env_file}"],
+         "put_ssm_parameters: no AWS credentials: run `aws configure`"),
+        (["make", "-s", "secrets", "STAGE=prod", "ENV_FILE={partial}"],
+         "put_ssm_parameters: missing in {partial}: OPENROUTER_API_KEY"),
+        ([".venv/bin/python", "scripts/package_functions.py", "--bogus"],
+         "package_functions: unrecognized arguments: --bogus (usage:"),
+        ([".venv/bin/python", "scripts/dev_tokens.py", "--bogus"],
+         "dev_tokens: unknown argument '--bogus' (usage: make -s tokens"),
+    ],
+)  # fmt: skip
+def test_a_script_s_bad_argument_or_missing_file_is_one_line(
+    tmp_path: Path, command: list[str], says: str
+) -> None:
+    env_file, partial = tmp_path / "env", tmp_path / "partial"
+    env_file.write_text(ENV_FILE_OK)
+    partial.write_text("SUPABASE_ANON_KEY=a\n")
+    command = [part.format(env_file=env_file, partial=partial) for part in command]
+    done = run(command, tmp_path)
+    # make's own "*** Error" line and bootstrap's progress are not the script's
+    lines = [line for line in done.stderr.splitlines()
+             if not re.match(r"make(\[\d+\])?: |\x1b", line)]  # fmt: skip
+    assert done.returncode != 0
+    assert lines == [lines[0]], done.stderr
+    assert lines[0].startswith(says.format(partial=partial)), done.stderr

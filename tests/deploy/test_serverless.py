@@ -115,16 +115,26 @@ def test_the_template_wires_queues_roles_and_secrets(packaged: dict[str, Any]) -
         k: v["Properties"] for k, v in resources.items() if v["Type"] == "AWS::Lambda::Function"
     }
     assert {p["Runtime"] for p in functions.values()} == {"python3.12"}
-    worker_timeout = functions["BotWorkerLambdaFunction"]["Timeout"]
+    worker = functions["BotWorkerLambdaFunction"]
+    worker_env = worker["Environment"]["Variables"]
     queue = resources["BotQueue"]["Properties"]
-    assert queue["VisibilityTimeout"] >= 6 * worker_timeout
-    assert queue["RedrivePolicy"]["maxReceiveCount"] == 3
+    assert queue["VisibilityTimeout"] >= 6 * worker["Timeout"]
+    # The reply deadline leaves the worker time to write its notice (FINISH_RESERVE_SECONDS)
+    assert float(worker_env["LLM_TIMEOUT_SECONDS"]) + 20 < worker["Timeout"]
+    # The last receive is the one that writes the notice, before the dead-letter queue
+    assert int(queue["RedrivePolicy"]["maxReceiveCount"]) == int(worker_env["BOT_MAX_RECEIVES"])
+    delays = [int(d) for d in worker_env["BOT_RETRY_DELAYS"].split(",")]
+    assert len(delays) == int(worker_env["BOT_MAX_RECEIVES"]) - 1
+    assert max(delays) < queue["VisibilityTimeout"]
+    # The worker finds its queue from the records' ARN (sls invoke local cannot resolve a Ref)
+    assert "BOT_QUEUE_URL" not in worker_env
     mapping = next(
         v["Properties"]
         for v in resources.values()
         if v["Type"] == "AWS::Lambda::EventSourceMapping"
     )
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["BatchSize"] == 1  # one slow reply never holds up another job
 
     def actions(role: str) -> set[str]:
         statements = [
@@ -202,7 +212,7 @@ def test_invoke_local_runs_the_worker(
 ) -> None:
     demo.execute(
         "insert into public.intentions (id, name, type, owner_id, location_id, state, content)"
-        " values ('/msg-demo-hello', 'Message from Ada', 'utterance', '@ada', '#lounge', 'complete',"
+        " values ('/msg-dev-hello', 'Message from Ada', 'utterance', '@ada', '#lounge', 'complete',"
         ' \'{"text": "Hello, bots!"}\')'
     )
     done = sls(
@@ -449,6 +459,46 @@ def test_snapstart_opt_in_publishes_versions_and_events_call_the_alias(
     assert len(targets) == 5
     for target in targets:
         assert target["Fn::Join"][1][1] == "snapstart", target
+
+
+def test_the_http_api_is_throttled_and_the_worker_concurrency_capped(
+    packaged: dict[str, Any],
+) -> None:
+    resources = packaged["Resources"]
+    # Every route of the stage's HTTP API: API Gateway answers a flood 429 itself
+    stages = [
+        v["Properties"] for v in resources.values() if v["Type"] == "AWS::ApiGatewayV2::Stage"
+    ]
+    assert len(stages) == 1
+    assert stages[0]["DefaultRouteSettings"] == {
+        "DetailedMetricsEnabled": False,
+        "ThrottlingBurstLimit": 200,
+        "ThrottlingRateLimit": 100,
+    }
+    assert not stages[0].get("RouteSettings")  # no route escapes the default
+    # The queue feeds at most five workers at once, however deep it is
+    (mapping,) = [
+        v["Properties"]
+        for v in resources.values()
+        if v["Type"] == "AWS::Lambda::EventSourceMapping"
+    ]
+    assert mapping["ScalingConfig"] == {"MaximumConcurrency": 5}
+
+
+def test_throttling_and_worker_concurrency_are_stage_params() -> None:
+    # When a stage is given its own limits
+    params = ("--param=httpBurstLimit=40", "--param=httpRateLimit=20",
+              "--param=workerMaxConcurrency=2")  # fmt: skip
+
+    def resolved(path: str, opener: str) -> Any:
+        done = sls("print", "--stage", "ci", *params, "--path", path, "--format", "json")
+        return json.loads(done.stdout[done.stdout.index(opener) :])
+
+    # Then the stage and the event source mapping get them
+    routes = resolved("resources.extensions.HttpApiStage.Properties.DefaultRouteSettings", "{")
+    assert (int(routes["ThrottlingBurstLimit"]), int(routes["ThrottlingRateLimit"])) == (40, 20)
+    [event] = resolved("functions.botWorker.events", "[")
+    assert event["sqs"]["maximumConcurrency"] == 2
 
 
 def test_another_region_takes_the_extension_layer_from_a_param() -> None:

@@ -74,6 +74,10 @@ def pipeline(
     monkeypatch.setenv("OPENROUTER_API_KEY", "sk-default-test-key")
     monkeypatch.setenv("LLM_TIMEOUT_SECONDS", "1")
     monkeypatch.setenv("BOT_STREAM_WRITE_INTERVAL", "0.05")
+    # Retries at once, three receives: these tests drain the queue themselves
+    # (tests/integration/test_faults.py has the real delays).
+    monkeypatch.setenv("BOT_RETRY_DELAYS", "0")
+    monkeypatch.setenv("BOT_MAX_RECEIVES", "3")
     container.reset()
     admin.execute(
         "insert into private.settings (key, value) values ('bot_trigger_url', 'http://bot-trigger.invalid/webhooks/bot-trigger'), ('bot_trigger_secret', %s)",
@@ -367,6 +371,7 @@ def test_without_any_key_the_echo_model_answers(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("OPENROUTER_API_KEY")
+    monkeypatch.setenv("ECHO_WORD_DELAY_SECONDS", "0")  # the 1 s deadline holds for it too
     container.reset()
     make_world(admin)
     admin.execute("select public.set_bot_llm_api_key('@sage', '')")

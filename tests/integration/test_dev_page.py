@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from functools import partial
 from http.server import ThreadingHTTPServer
@@ -16,6 +17,7 @@ import psycopg
 import pytest
 
 from infra.dev.auth import LocalAuth
+from infra.dev.web.history import recent
 from infra.dev.web.lounge import error_status, say
 from infra.dev.web.server import page_handler
 from shared.errors import BadRequest
@@ -40,7 +42,8 @@ def page(environment: None) -> Iterator[Page]:  # environment: the verifier's se
 
     def start(database_url: str) -> httpx.Client:
         handler = page_handler({}, LocalAuth().sign_in, partial(say, database_url),
-                               "sb-test-auth-token", ["ada", "bob"])  # fmt: skip
+                               "sb-test-auth-token", ["ada", "bob"],
+                               partial(recent, database_url))  # fmt: skip
         server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         server.daemon_threads = True
         threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -147,3 +150,36 @@ def test_a_bounded_session_lifetime_signs_in(page: Page, authenticator_dsn: str)
     response = page(authenticator_dsn).post("/dev/sign-in?expires_in=-30", json={"user": "ada"})
     assert response.status_code == 200
     assert response.cookies
+
+
+def test_history_is_what_rls_lets_the_caller_read_oldest_first(
+    page: Page, lounge: psycopg.Connection[Any], authenticator_dsn: str, keys: SigningKeys
+) -> None:
+    # Given Ada said three things in #lounge
+    client = page(authenticator_dsn)
+    ada = {"Authorization": f"Bearer {keys.token(ADA, mongo_id='ada')}"}
+    for text in ("one", "two", "three"):
+        assert (
+            _say(client, keys.token(ADA, mongo_id="ada"), json.dumps({"text": text})).status_code
+            == 201
+        )
+
+    # Then her history of the space is those, oldest first
+    rows = client.get("/dev/history", params={"space": "#lounge"}, headers=ada).json()
+    assert [r["content"]["text"] for r in rows] == ["one", "two", "three"]
+    # And a user in no space, or no valid token, gets nothing of it
+    stranger = {"Authorization": f"Bearer {keys.token(str(uuid.uuid4()), mongo_id='cy')}"}
+    assert client.get("/dev/history", params={"space": "#lounge"}, headers=stranger).json() == []
+    assert client.get("/dev/history", params={"space": "#lounge"}).status_code == 401
+
+
+@pytest.mark.parametrize(
+    "query", [{}, {"space": "#lounge", "thread_id": "ada__bob"}, {"thread_id": "a\u0000b"}]
+)
+def test_a_history_request_that_names_no_one_thing_is_a_400(
+    page: Page, authenticator_dsn: str, keys: SigningKeys, query: dict[str, str]
+) -> None:
+    headers = {"Authorization": f"Bearer {keys.token(ADA, mongo_id='ada')}"}
+    response = page(authenticator_dsn).get("/dev/history", params=query, headers=headers)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "bad_request"

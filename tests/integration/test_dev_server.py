@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +43,12 @@ class DevServer:
     @property
     def output(self) -> str:
         return "".join(self.lines)
+
+    def wait_for_count(self, text: str, count: int, timeout: float = 30) -> None:
+        deadline = time.time() + timeout
+        while self.output.count(text) < count:
+            assert time.time() < deadline, f"{text!r} not {count} times in:\n{self.output}"
+            time.sleep(0.2)
 
     def wait_for(self, text: str, timeout: float = 90) -> None:
         deadline = time.time() + timeout
@@ -93,9 +102,31 @@ def run(command: list[str], env: dict[str, str], timeout: float = 180) -> subpro
                           timeout=timeout, check=False)  # fmt: skip
 
 
+@contextmanager
+def scratch() -> Iterator[Path]:
+    """A folder for make dev's data, not under pytest's basetemp: a concurrent
+    pytest run resets that folder to 0700, and the server (the postgres
+    user) loses its way in."""
+    root = Path(tempfile.mkdtemp(prefix="chat-dev-test-"))
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def data_root() -> Iterator[Path]:
+    with scratch() as root:
+        yield root
+
+
 @pytest.fixture(scope="module")
-def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
-    data = tmp_path_factory.mktemp("dev") / "data"
+def dev() -> Iterator[DevServer]:
+    with scratch() as root:
+        yield from _running_dev(root / "data")
+
+
+def _running_dev(data: Path) -> Iterator[DevServer]:
     server = start_dev(data)
     published = ROOT / ".local" / "dev-stacks" / f"{server.port}.json"
     assert json.loads(published.read_text())["api_url"] == f"http://127.0.0.1:{server.port}"
@@ -115,18 +146,30 @@ def stack_db(server: DevServer) -> psycopg.Connection[Any]:
     return psycopg.connect(state["database_url"], autocommit=True)
 
 
-def test_the_printed_commands_run_as_printed(dev: DevServer) -> None:
+def new_shell() -> dict[str, str]:
+    """A user's fresh login shell on a fresh machine: the system PATH only,
+    so not ~/.local/bin, where bootstrap's `pip --user` put uv."""
+    path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    assert shutil.which("uv", path=path) is None, "uv is on the system PATH here: nothing to prove"
+    return {"HOME": os.environ["HOME"], "PATH": path, "LANG": "C.UTF-8", "TERM": "dumb"}
+
+
+def in_new_shell(script: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    """`script` in bash started as `env -i` would: no variable of ours leaks in."""
+    return subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=ROOT, env=new_shell(),
+                          capture_output=True, text=True, timeout=timeout, check=False)  # fmt: skip
+
+
+def test_the_printed_commands_run_as_printed_in_a_new_shell(dev: DevServer) -> None:
     # Given the commands make dev prints under "Try it"
     block = dev.output.split("Try it", 1)[1].split("\n\n", 1)[0]
     commands = [line.strip() for line in block.splitlines()[1:] if line.strip()]
-    assert commands[0].startswith(
-        f'eval "$(uv run python scripts/dev_tokens.py --shell --port {dev.port})"'
-    )
+    assert commands[0].startswith(f'eval "$(make -s tokens PORT={dev.port})"')
     assert len([c for c in commands if c.startswith("curl ")]) == 4
     assert not any("..." in c for c in commands)  # nothing cut short
 
-    # When they run in bash, exactly as printed
-    done = run(["bash", "-euo", "pipefail", "-c", "\n".join(commands)], clean_env())
+    # When they run exactly as printed, in a new shell without ~/.local/bin on PATH
+    done = in_new_shell("\n".join(commands))
 
     # Then each answers what it says, and the bot-trigger one makes @echo answer
     assert done.returncode == 0, done.stdout + done.stderr
@@ -146,10 +189,34 @@ def test_the_printed_commands_run_as_printed(dev: DevServer) -> None:
     assert "Hello Echo, what can you do?" in reply[1]
 
 
-def test_dev_tokens_runs_as_the_readme_says() -> None:
-    done = run(["uv", "run", "python", "scripts/dev_tokens.py"], clean_env())
+def test_the_other_terminal_commands_run_as_printed_in_a_new_shell(dev: DevServer) -> None:
+    # Given what make dev says to run in another terminal
+    block = dev.output.split("In another terminal", 1)[1].split("Ctrl-C", 1)[0]
+    commands = [line.split("#")[0].strip() for line in block.splitlines()[1:] if line.strip()]
+    assert commands == [
+        f"make demo PORT={dev.port}",
+        f"make invoke FN=threadEnsure PORT={dev.port}",
+    ]
+
+    # Then each runs in a new shell and succeeds
+    for command in commands:
+        done = in_new_shell(command)
+        assert done.returncode == 0, f"{command}:\n{done.stdout}{done.stderr}"
+    assert "Traceback" not in done.stderr
+
+
+def test_tokens_as_json_as_the_readme_says() -> None:
+    done = in_new_shell("make -s tokens FORMAT=json")
     assert done.returncode == 0, done.stderr
     assert set(json.loads(done.stdout)) == {"ada", "bob"}
+
+
+def test_tokens_for_a_port_where_nothing_runs_say_so_in_one_line() -> None:
+    port = free_port()
+    done = in_new_shell(f'eval "$(make -s tokens PORT={port})"')
+    assert done.returncode != 0
+    assert f"no `make dev` is running on port {port}" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_make_demo_finds_the_stack_with_only_its_port(dev: DevServer) -> None:
@@ -173,14 +240,61 @@ def test_make_demo_says_what_to_do_when_no_stack_runs_on_the_port() -> None:
     assert "Traceback" not in done.stderr
 
 
-def test_make_invoke_reaches_the_stack_on_its_ports(dev: DevServer) -> None:
-    done = run(
-        ["make", "--no-print-directory", "invoke", "FN=threadEnsure", "EVENT=events/thread-ensure.json"],
-        clean_env(PORT=str(dev.port)),
-    )  # fmt: skip
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert '"statusCode": 200' in done.stdout
-    assert "ada__bob" in done.stdout
+def invoke(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return run(["make", "--no-print-directory", "invoke", *args], clean_env(**env))
+
+
+def test_make_invoke_runs_each_function_offline_against_the_stack(dev: DevServer) -> None:
+    # Given make dev on its own ports; no AWS credentials anywhere
+    for name in ("botTrigger", "botWorker", "token", "threadEnsure", "chatMessage"):
+        jobs_before = dev.output.count('"job done"')
+
+        # When each function runs with its sample event (twice, for token: the
+        # sample session must not be spent by the first run)
+        for _ in range(2 if name == "token" else 1):
+            done = invoke(f"FN={name}", PORT=str(dev.port), HOME="/nonexistent")
+            assert done.returncode == 0, f"{name}: {done.stdout}{done.stderr}"
+
+        # Then it succeeds; bot-trigger's job reaches make dev's own queue,
+        # whose worker runs it
+        if name == "botTrigger":
+            assert '"statusCode": 202' in done.stdout
+            dev.wait_for_count('"job done"', jobs_before + 1)
+        elif name == "token":
+            assert '"statusCode": 200' in done.stdout
+        elif name == "botWorker":
+            assert '"batchItemFailures": []' in done.stdout
+
+
+def test_make_invoke_lists_the_functions_when_fn_is_missing_or_wrong() -> None:
+    for args in ([], ["FN=thread-ensure-x"]):
+        done = invoke(*args)
+        assert done.returncode != 0
+        for name, event in (("botTrigger", "bot-trigger"), ("botWorker", "bot-worker"),
+                            ("token", "token"), ("threadEnsure", "thread-ensure"),
+                            ("chatMessage", "chat-message")):  # fmt: skip
+            assert f"{name:14} events/{event}.json" in done.stderr
+        assert "Traceback" not in done.stderr
+
+
+def test_make_invoke_fails_on_a_4xx_unless_expected(dev: DevServer, data_root: Path) -> None:
+    # Given an event with no credentials
+    event = json.loads((ROOT / "events" / "thread-ensure.json").read_text())
+    del event["headers"]["authorization"]
+    unsigned = data_root / "no-auth.json"
+    unsigned.write_text(json.dumps(event))
+
+    refused = invoke("FN=thread-ensure", f"EVENT={unsigned}", PORT=str(dev.port))
+    assert refused.returncode != 0
+    assert "make invoke: the function answered 401" in refused.stderr
+
+    expected = invoke("FN=thread-ensure", f"EVENT={unsigned}", "EXPECT=401", PORT=str(dev.port))
+    assert expected.returncode == 0, expected.stdout + expected.stderr
+
+    missing = invoke("FN=token", f"EVENT={data_root / 'nowhere.json'}", PORT=str(dev.port))
+    assert missing.returncode != 0
+    assert "cannot read the event" in missing.stderr
+    assert "Traceback" not in missing.stderr
 
 
 def test_make_invoke_fails_on_a_5xx() -> None:
@@ -196,9 +310,9 @@ def test_make_invoke_fails_on_a_5xx() -> None:
     assert "make invoke: the function answered 503" in done.stderr
 
 
-def test_make_dev_recovers_after_being_killed(tmp_path: Path) -> None:
+def test_make_dev_recovers_after_being_killed(data_root: Path) -> None:
     # Given make dev was killed with SIGKILL: its PostgreSQL keeps running
-    data = tmp_path / "dev"
+    data = data_root / "dev"
     first = start_dev(data)
     os.killpg(first.process.pid, signal.SIGKILL)
     first.process.wait(timeout=10)
@@ -228,28 +342,45 @@ def test_make_dev_recovers_after_being_killed(tmp_path: Path) -> None:
     assert_nothing_left(data)
 
 
-@pytest.mark.parametrize("taken", ["DEV_PG_PORT", "PORT"])
-def test_a_port_in_use_is_named_with_what_to_do(tmp_path: Path, taken: str) -> None:
+@pytest.mark.parametrize("taken", ["PORT", "DEV_WEB_PORT", "DEV_AUTH_PORT", "DEV_PG_PORT"])
+def test_a_port_in_use_is_named_with_its_holder_before_anything_starts(
+    data_root: Path, taken: str
+) -> None:
     # Given another program listens on one of make dev's ports
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as squatter:
         squatter.bind(("127.0.0.1", 0))
         squatter.listen()
         names = ("PORT", "DEV_PG_PORT", "DEV_AUTH_PORT", "DEV_WEB_PORT")
         ports = {name: str(free_port()) for name in names}
-        ports[taken] = str(squatter.getsockname()[1])
+        busy = str(squatter.getsockname()[1])
+        ports[taken] = busy
 
         # When make dev starts
         done = run([sys.executable, "-m", "infra.dev"],
-                   clean_env(**ports, DEV_DATA_DIR=str(tmp_path / "dev")), timeout=120)  # fmt: skip
+                   clean_env(**ports, DEV_DATA_DIR=str(data_root / "dev")), timeout=120)  # fmt: skip
 
-    # Then it fails with one message saying what to read or change, and leaves nothing running
+    # Then it stops at once with one line naming the port, what holds it and what to do
     assert done.returncode == 1, done.stdout + done.stderr
     assert "Traceback" not in done.stderr
-    if taken == "PORT":
-        assert f"cannot serve http on 127.0.0.1:{ports['PORT']}" in done.stderr
-        assert "choose a free one with PORT=..." in done.stderr
-    else:
-        assert f"PostgreSQL did not start on 127.0.0.1:{ports['DEV_PG_PORT']}" in done.stderr
-        assert f"Read {tmp_path / 'dev' / 'pg' / 'postgres.log'}" in done.stderr
-        assert "pg_ctl status -D" in done.stderr
-    assert_nothing_left(tmp_path / "dev")
+    [line] = done.stderr.strip().splitlines()
+    assert f"port {busy} ({taken}," in line
+    assert f"is in use by pid {os.getpid()} (" in line
+    assert f"choose a free port with {taken}=..." in line
+    # And it started nothing and made nothing
+    assert "starting PostgreSQL" not in done.stdout
+    assert not (data_root / "dev").exists()
+
+
+def test_two_settings_on_one_port_or_a_bad_number_are_one_line(data_root: Path) -> None:
+    same = free_port()
+    clash = run([sys.executable, "-m", "infra.dev"],
+                clean_env(PORT=str(same), DEV_WEB_PORT=str(free_port()), DEV_AUTH_PORT=str(same),
+                          DEV_PG_PORT=str(free_port()), DEV_DATA_DIR=str(data_root / "dev")))  # fmt: skip
+    assert clash.returncode == 1
+    assert f"DEV_AUTH_PORT and PORT are both {same}: give each its own port" in clash.stderr
+    bad = run([sys.executable, "-m", "infra.dev"],
+              clean_env(PORT="eighty", DEV_DATA_DIR=str(data_root / "dev")))  # fmt: skip
+    assert bad.returncode == 1
+    assert "PORT='eighty' is not a port number" in bad.stderr
+    assert "Traceback" not in clash.stderr + bad.stderr
+    assert not (data_root / "dev").exists()

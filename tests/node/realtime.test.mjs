@@ -260,3 +260,108 @@ test('vsn 1.0.0 (JSON objects) works too, heartbeats included', async () => {
   assert.ok(await waitFor(() => got.some((m) => m.payload.record.body === 'over vsn 1')))
   assert.ok(await waitFor(() => beats.includes('ok'), 2000), `heartbeats: ${beats}`)
 })
+
+// Presence as a front end uses it: a private channel with a presence key,
+// `track` once SUBSCRIBED, and the `presence` events.
+function presenceChannel(supabase, name, key, seen) {
+  const channel = supabase.channel(name, { config: { private: true, presence: { key } } })
+  channel
+    .on('presence', { event: 'sync' }, () => { seen.online = Object.keys(channel.presenceState()).sort() })
+    .on('presence', { event: 'join' }, ({ key: who }) => seen.joins.push(who))
+    .on('presence', { event: 'leave' }, ({ key: who }) => seen.leaves.push(who))
+  return channel
+}
+
+async function online(user, name, realtime = {}) {
+  const { supabase } = await connect(token(user), realtime)
+  const seen = { online: [], joins: [], leaves: [] }
+  const channel = presenceChannel(supabase, name, user, seen)
+  const joined = await subscribe(channel)
+  const tracked = joined.status === 'SUBSCRIBED' ? await channel.track({ user, online_at: Date.now() }) : null
+  return { supabase, channel, seen, joined, tracked }
+}
+
+test('presence on chat:<thread_id>: both see each other, a third can neither join nor appear, a leave is seen', async () => {
+  // Given Ada and Bob online on their thread
+  const ada = await online('ada', 'chat:ada__bob')
+  const bob = await online('bob', 'chat:ada__bob')
+  assert.equal(ada.joined.status, 'SUBSCRIBED')
+  assert.equal(ada.tracked, 'ok')
+  assert.equal(bob.tracked, 'ok')
+
+  // Then each sees both
+  assert.ok(await waitFor(() => ada.seen.online.join() === 'ada,bob' && bob.seen.online.join() === 'ada,bob'),
+            `ada sees ${ada.seen.online}, bob sees ${bob.seen.online}`)
+  assert.deepEqual(ada.channel.presenceState().bob.map((m) => m.user), ['bob'])
+
+  // When Cy tries the private channel, and the public channel of the same name
+  const cy = await online('cy', 'chat:ada__bob')
+  const { supabase: cyPublic } = await connect(token('cy'))
+  const lurker = cyPublic.channel('chat:ada__bob', { config: { presence: { key: 'cy' } } })
+    .on('presence', { event: 'sync' }, () => {})
+  assert.equal((await subscribe(lurker)).status, 'SUBSCRIBED')
+  assert.equal(await lurker.track({ user: 'cy' }), 'ok')
+  await sleep(500)
+
+  // Then Cy is refused and appears nowhere on the private channel
+  assert.equal(cy.joined.status, 'CHANNEL_ERROR')
+  assert.match(cy.joined.error.message, /^Unauthorized: You do not have permissions to read from this Channel topic/)
+  assert.deepEqual(ada.seen.online, ['ada', 'bob'])
+  assert.ok(!ada.seen.joins.includes('cy'))
+  assert.deepEqual(Object.keys(lurker.presenceState()), ['cy'], 'the public channel saw private presence')
+
+  // When Bob leaves the channel, and later Ada's other tab disconnects
+  const adaTab = await online('ada', 'chat:ada__bob')
+  assert.ok(await waitFor(() => bob.seen.online.join() === 'ada,bob'
+                                && bob.channel.presenceState().ada?.length === 2))
+  await bob.supabase.removeChannel(bob.channel)
+  assert.ok(await waitFor(() => ada.seen.leaves.includes('bob') && ada.seen.online.join() === 'ada'),
+            `ada sees ${ada.seen.online} after Bob left`)
+  const stillHere = ada.channel.presenceState().ada.length
+  adaTab.supabase.realtime.disconnect()
+  assert.ok(await waitFor(() => ada.channel.presenceState().ada?.length === stillHere - 1), 'no leave on disconnect')
+})
+
+test('presence on space:<id>: members see each other, a non-member is refused', async () => {
+  const ada = await online('ada', 'space:#lounge')
+  const bob = await online('bob', 'space:#lounge')
+  const cy = await online('cy', 'space:#lounge')
+  assert.ok(await waitFor(() => ada.seen.online.join() === 'ada,bob' && bob.seen.online.join() === 'ada,bob'))
+  assert.equal(cy.joined.status, 'CHANNEL_ERROR')
+  await bob.channel.untrack()
+  assert.ok(await waitFor(() => ada.seen.online.join() === 'ada'), 'untrack was not seen')
+})
+
+test('the REST broadcast endpoint is authorized by the same policies', async () => {
+  // Given Ada on her thread channel and on a public room
+  const { supabase: ada } = await connect(token('ada'))
+  const got = [], publicGot = []
+  assert.equal((await subscribe(threadChannel(ada, got))).status, 'SUBSCRIBED')
+  assert.equal((await subscribe(threadChannel(ada, publicGot, 'room:public', false))).status, 'SUBSCRIBED')
+
+  // When Bob (a participant, but nobody may send on a chat topic) posts to the
+  // thread through REST, both ways realtime-js does it, and to the public room
+  const { supabase: bob } = await connect(token('bob'))
+  const fromBob = bob.channel('chat:ada__bob', { config: { private: true } })
+  await assert.rejects(fromBob.httpSend('INSERT', { forged: true }), /Unauthorized/)
+  assert.equal(await fromBob.send({ type: 'broadcast', event: 'INSERT', payload: { forged: true } }), 'ok')
+  await bob.channel('room:public').httpSend('hello', { from: 'bob' })
+
+  // And the service role (which bypasses RLS, as on hosted) posts to the thread
+  const { supabase: service } = await connect(env.SUPABASE_SERVICE_ROLE_KEY)
+  await service.channel('chat:ada__bob', { config: { private: true } }).httpSend('notice', { from: 'service' })
+
+  // Then only the authorized private message and the public one arrive
+  assert.ok(await waitFor(() => got.some((m) => m.event === 'notice') && publicGot.length === 1))
+  await sleep(300)
+  assert.deepEqual(got.map((m) => m.event), ['notice'])
+  assert.deepEqual(got[0].payload, { from: 'service' })
+  assert.deepEqual(publicGot[0].payload, { from: 'bob' })
+
+  // And a request without a valid API key is refused before anything
+  const response = await fetch(`${env.SUPABASE_URL}/realtime/v1/api/broadcast`, {
+    method: 'POST', headers: { apikey: 'wrong', 'Content-Type': 'application/json' },
+    body: JSON.stringify({ messages: [{ topic: 'room:public', event: 'x', payload: {} }] }),
+  })
+  assert.equal(response.status, 401)
+})

@@ -50,13 +50,15 @@ def acting_as(
     *,
     role: str | None = None,
     topic: str | None = None,
+    commit: bool = False,
 ) -> Iterator[psycopg.Cursor[dict[str, Any]]]:
     """A transaction under `role` with `request.jwt.claims`, as PostgREST runs one.
 
-    Rolled back at the end, so a refused statement leaves nothing behind.
+    Rolled back at the end (so a refused statement leaves nothing behind)
+    unless `commit`.
     """
     role = role or (claims or {}).get("role", "anon")
-    with conn.transaction(force_rollback=True), conn.cursor(row_factory=dict_row) as cur:
+    with conn.transaction(force_rollback=not commit), conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
             "select set_config('role', %s, true), set_config('request.jwt.claims', %s, true),"
             " set_config('realtime.topic', %s, true)",
@@ -85,3 +87,52 @@ def rpc(
 
 
 SERVICE_CLAIMS: dict[str, Any] = {"role": "service_role"}
+
+
+def realtime_reads(
+    api: psycopg.Connection[Any], platform: psycopg.Connection[Any],
+    claims: dict[str, Any] | None, topic: str, extension: str = "broadcast",
+) -> bool:  # fmt: skip
+    """Realtime's read check: a row on the topic (written by the platform:
+    postgres may not delete from realtime.messages), then a select as the user."""
+    platform.execute(
+        "insert into realtime.messages (topic, extension, event, payload) values (%s, %s, 'probe', '{}')",
+        (topic, extension),
+    )
+    try:
+        with acting_as(api, claims, topic=topic) as cur:
+            rows = cur.execute(
+                "select 1 from realtime.messages where topic = realtime.topic() and extension = %s",
+                (extension,),
+            ).fetchall()
+    finally:
+        platform.execute("delete from realtime.messages where event = 'probe'")
+    return len(rows) > 0
+
+
+def realtime_writes(
+    api: psycopg.Connection[Any], claims: dict[str, Any] | None, topic: str,
+    extension: str = "broadcast", event: str = "typing",
+) -> bool:  # fmt: skip
+    """Realtime's write check: an insert as the user, rolled back."""
+    try:
+        with acting_as(api, claims, topic=topic) as cur:
+            cur.execute(
+                "insert into realtime.messages (topic, extension, event, payload)"
+                " values (realtime.topic(), %s, %s, '{}')",
+                (extension, event),
+            )
+    except psycopg.errors.InsufficientPrivilege:
+        return False
+    return True
+
+
+def warnings_of(conn: psycopg.Connection[Any]) -> list[str]:
+    """The WARNING notices the connection receives from now on, as they come."""
+    seen: list[str] = []
+    conn.add_notice_handler(
+        lambda d: (
+            seen.append(str(d.message_primary)) if d.severity_nonlocalized == "WARNING" else None
+        )
+    )
+    return seen

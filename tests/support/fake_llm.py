@@ -28,6 +28,17 @@ class Step:
     keepalives: bool = True
     finish: bool = True
     gate: threading.Event | None = None  # the stream waits here after the first token
+    # After the headers, these bytes again and again (every `pause` seconds),
+    # up to `endless_limit` bytes or until the client goes: a provider that
+    # never finishes (comments only, unterminated lines, a slow drip).
+    endless: bytes | None = None
+    pause: float = 0.0
+    endless_limit: int = 64 * 1024 * 1024
+    # The usage chunk, sent as OpenAI does when the request asks for it
+    # (stream_options.include_usage): (prompt, completion) tokens, by default
+    # a word count of the messages and the number of tokens streamed.
+    usage: tuple[int, int] | None = None
+    report_usage: bool = True
 
 
 def reply(text: str, **kwargs: Any) -> Step:
@@ -41,8 +52,16 @@ class FakeLlm:
     requests: list[dict[str, Any]] = field(default_factory=list)
     first_token_sent_at: list[float] = field(default_factory=list)  # time.perf_counter()
     url: str = ""
+    # An outage: every request answers `outage_status` until time.monotonic()
+    # passes `outage_until`; the script resumes after.
+    outage_until: float = 0.0
+    outage_status: int = 500
+    outage_answers: int = 0
 
     def next_step(self) -> Step:
+        if time.monotonic() < self.outage_until:
+            self.outage_answers += 1
+            return Step(status=self.outage_status)
         return self.script.pop(0) if len(self.script) > 1 else self.script[0]
 
 
@@ -55,6 +74,19 @@ def _chunk(content: str | None, finish: str | None = None) -> bytes:
         "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
     }
     return f"data: {json.dumps(body)}\n\n".encode()
+
+
+def _usage_chunk(step: Step, body: dict[str, Any]) -> bytes:
+    prompt, completion = step.usage or (
+        sum(len(str(m.get("content", "")).split()) for m in body.get("messages", [])),
+        len(step.tokens),
+    )
+    usage = {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
+    return f"data: {json.dumps({'id': 'gen-1', 'choices': [], 'usage': usage})}\n\n".encode()
 
 
 def _handler(fake: FakeLlm) -> type[BaseHTTPRequestHandler]:
@@ -88,6 +120,9 @@ def _handler(fake: FakeLlm) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Type", "text/event-stream")
             self.send_header("Connection", "close")
             self.end_headers()
+            if step.endless is not None:
+                self._endless(step)
+                return
             try:
                 if step.keepalives:
                     self.wfile.write(b": OPENROUTER PROCESSING\n\n")
@@ -105,8 +140,24 @@ def _handler(fake: FakeLlm) -> type[BaseHTTPRequestHandler]:
                         time.sleep(step.delay_between)
                 if step.finish:
                     self.wfile.write(_chunk(None, "stop"))
+                    asked = (body.get("stream_options") or {}).get("include_usage")
+                    if asked and step.report_usage:
+                        self.wfile.write(_usage_chunk(step, body))
                     self.wfile.write(b"data: [DONE]\n\n")
                 self.wfile.flush()
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            self.close_connection = True
+
+        def _endless(self, step: Step) -> None:
+            chunk, sent = step.endless or b"", 0
+            try:
+                while sent < step.endless_limit:
+                    self.wfile.write(chunk)
+                    self.wfile.flush()
+                    sent += len(chunk)
+                    if step.pause:
+                        time.sleep(step.pause)
             except (BrokenPipeError, ConnectionResetError):
                 pass
             self.close_connection = True

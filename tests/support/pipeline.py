@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import psycopg
 
+from infra.dev.platform import sqs_event
 from infra.local.pg_net import deliver_queued
 from tests.support.events import HttpResult, LambdaContext, parse
 
@@ -72,23 +73,6 @@ def discard_webhooks(admin: psycopg.Connection[Any]) -> int:
         while taken := deliver_queued(admin, http):
             count += taken
     return count
-
-
-def sqs_event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
-    template = load_event("bot-worker.json")["Records"][0]
-    records = []
-    for message in messages:
-        record = copy.deepcopy(template)
-        record.update(
-            messageId=message["MessageId"],
-            receiptHandle=message["ReceiptHandle"],
-            body=message["Body"],
-            md5OfBody=message["MD5OfBody"],
-            eventSourceARN=queue_arn,
-        )
-        record["attributes"].update({k: str(v) for k, v in message.get("Attributes", {}).items()})
-        records.append(record)
-    return {"Records": records}
 
 
 def drain(

@@ -10,7 +10,7 @@ from typing import Any
 
 import psycopg
 
-from tests.support.database import User, create_user
+from tests.support.database import User, acting_as, create_user
 
 
 def add_being(
@@ -42,23 +42,40 @@ def add_being(
     return being_id
 
 
+_SAY = (
+    "insert into public.intentions (id, name, type, owner_id, location_id, state, content)"
+    " values (%s, %s, %s, %s, %s, 'complete', %s)"
+)
+
+
+def _said(speaker: str, space: str, text: str, type_: str) -> tuple[str, ...]:
+    intention_id = f"/msg-{uuid.uuid4().hex[:12]}"
+    return (
+        intention_id,
+        f"Message from {speaker}",
+        type_,
+        speaker,
+        space,
+        json.dumps({"text": text}),
+    )
+
+
 def say(
     conn: psycopg.Connection[Any], speaker: str, space: str, text: str, *, type_: str = "utterance"
 ) -> str:
-    intention_id = f"/msg-{uuid.uuid4().hex[:12]}"
-    conn.execute(
-        "insert into public.intentions (id, name, type, owner_id, location_id, state, content)"
-        " values (%s, %s, %s, %s, %s, 'complete', %s)",
-        (
-            intention_id,
-            f"Message from {speaker}",
-            type_,
-            speaker,
-            space,
-            json.dumps({"text": text}),
-        ),
-    )
-    return intention_id
+    """An utterance written as the table's owner (no RLS, no rate limit)."""
+    row = _said(speaker, space, text, type_)
+    conn.execute(_SAY, row)
+    return row[0]
+
+
+def speak(api: psycopg.Connection[Any], user: User, speaker: str, space: str, text: str) -> str:
+    """A member's utterance as a client sends it through PostgREST: inserted
+    as `authenticated` with her claims, under RLS, and committed."""
+    row = _said(speaker, space, text, "utterance")
+    with acting_as(api, user.claims(), commit=True) as cur:
+        cur.execute(_SAY, row)
+    return row[0]
 
 
 @dataclass(frozen=True)

@@ -100,3 +100,21 @@ def test_a_missing_setting_says_it_is_not_set(env: pytest.MonkeyPatch) -> None:
     with pytest.raises(ConfigurationError) as failed:
         load_settings()
     assert "SUPABASE_ANON_KEY or SUPABASE_PUBLISHABLE_KEY is not set" in str(failed.value)
+
+
+def test_the_workers_retry_delays_follow_the_receive_count(env: pytest.MonkeyPatch) -> None:
+    from shared.bots.settings import BotWorkerSettings
+    from shared.settings import load
+
+    env.setenv("BOT_RETRY_DELAYS", " 5, 20,60 ,180")
+    config = load(BotWorkerSettings)
+    assert config.bot_retry_delays == (5, 20, 60, 180)
+    assert [config.retry_delay(n) for n in range(1, 7)] == [5, 20, 60, 180, 180, 180]
+    # a provider's Retry-After is honoured, up to the longest delay
+    assert config.retry_delay(1, asked=42) == 42
+    assert config.retry_delay(1, asked=3600) == 180
+    assert config.retry_delay(3, asked=1) == 60
+    for bad in ("", "5,-1", "5,50000", "soon"):
+        env.setenv("BOT_RETRY_DELAYS", bad)
+        with pytest.raises(ConfigurationError, match="BOT_RETRY_DELAYS"):
+            load(BotWorkerSettings)

@@ -1,66 +1,95 @@
-"""Server-sent events and OpenAI-style stream chunks are parsed robustly."""
+"""Server-sent events and OpenAI-style stream chunks are parsed robustly, from
+bytes as they arrive, within caps."""
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from shared.llm.client import LlmError, OpenAICompatible
-from shared.llm.sse import events
+from shared.llm.sse import EventParser, StreamTooLarge, events
 
 pytestmark = pytest.mark.unit
 
+STREAM = b": OPENROUTER PROCESSING\n\ndata: a\ndata: b\n\nevent: x\ndata:c\nid: 1\n\ndata: tail"
+
 
 def test_events_join_data_lines_and_skip_comments() -> None:
-    lines = [
-        ": OPENROUTER PROCESSING",
-        "",
-        "data: a",
-        "data: b",
-        "",
-        "event: x",
-        "data:c",
-        "id: 1",
-        "",
-        "data: tail",
-    ]
-    assert list(events(lines)) == ["a\nb", "c", "tail"]
+    assert list(events([STREAM])) == ["a\nb", "c", "tail"]
+
+
+@given(st.lists(st.integers(min_value=0, max_value=len(STREAM)), max_size=8))
+def test_events_do_not_depend_on_how_the_bytes_are_split(cuts: list[int]) -> None:
+    bounds = [0, *sorted(cuts), len(STREAM)]
+    chunks = [STREAM[a:b] for a, b in itertools.pairwise(bounds)]
+    assert list(events(chunks)) == ["a\nb", "c", "tail"]
+
+
+def test_every_line_ending_the_spec_allows() -> None:
+    for ending in (b"\n", b"\r\n", b"\r"):
+        stream = ending.join([b"data: one", b"", b"data: two", b"", b""])
+        assert list(events([stream])) == ["one", "two"], ending
+    # a CRLF split between two chunks is one line end, not two
+    assert list(events([b"data: x\r", b"\ndata: y\r\n\r\n"])) == ["x\ny"]
+
+
+@pytest.mark.parametrize(
+    ("chunks", "what"),
+    [
+        ([b"x" * 1024] * 300, "line"),  # bytes that never end a line
+        ([b"data: " + b"y" * 1000 + b"\n"] * 1100, "event"),  # data lines never closed
+    ],
+)
+def test_a_line_or_an_event_past_its_cap_is_an_error(chunks: list[bytes], what: str) -> None:
+    with pytest.raises(StreamTooLarge, match=what):
+        list(events(chunks))
+
+
+def test_comments_alone_never_grow_anything() -> None:
+    parser = EventParser(max_line=100, max_event=100)
+    for _ in range(10_000):
+        assert list(parser.feed(b": OPENROUTER PROCESSING\n\n")) == []
 
 
 def _chunk(content: str | None, finish: str | None = None) -> str:
     delta = {"content": content} if content is not None else {}
-    return "data: " + json.dumps({"choices": [{"delta": delta, "finish_reason": finish}]})
+    return json.dumps({"choices": [{"delta": delta, "finish_reason": finish}]})
 
 
 def test_deltas_ignore_empty_and_malformed_chunks_and_stop_at_done() -> None:
-    lines = [
+    data = [
         _chunk(""),
-        "",
-        "data: {broken",
-        "",
+        "{broken",
         _chunk("Hel"),
-        "",
         _chunk("lo"),
-        "",
         _chunk(None, "stop"),
-        "",
-        "data: [DONE]",
-        "",
+        "[DONE]",
         _chunk("after done"),
-        "",
     ]
-    assert "".join(OpenAICompatible._deltas(iter(lines), deadline=float("inf"))) == "Hello"
+    assert "".join(OpenAICompatible._deltas(iter(data))) == "Hello"
 
 
 def test_a_stream_without_an_end_is_a_retryable_error() -> None:
     with pytest.raises(LlmError) as failed:
-        list(OpenAICompatible._deltas(iter([_chunk("Hel"), ""]), deadline=float("inf")))
+        list(OpenAICompatible._deltas(iter([_chunk("Hel")])))
     assert failed.value.retryable
 
 
 def test_an_error_event_midstream_carries_its_status() -> None:
-    lines = [_chunk("Hi"), "", 'data: {"error": {"code": 401, "message": "bad key"}}', ""]
+    data = [_chunk("Hi"), '{"error": {"code": 401, "message": "bad key"}}']
     with pytest.raises(LlmError) as failed:
-        list(OpenAICompatible._deltas(iter(lines), deadline=float("inf")))
+        list(OpenAICompatible._deltas(iter(data)))
     assert (failed.value.status, failed.value.retryable) == (401, False)
+
+
+def test_a_late_trailer_after_the_finish_does_not_fail_a_complete_answer() -> None:
+    def late() -> object:
+        yield _chunk("All")
+        yield _chunk(" done", "stop")
+        raise LlmError("no answer in time", retryable=True)
+
+    assert "".join(OpenAICompatible._deltas(late())) == "All done"  # type: ignore[arg-type]

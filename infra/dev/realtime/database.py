@@ -75,8 +75,9 @@ class RealtimeDatabase:
                 )  # fmt: skip
             yield conn
 
-    async def can_read(self, caller: Caller, topic: str, extensions: list[str]) -> bool:
-        """Realtime's read check for joining the private channel `topic`."""
+    async def can_read(self, caller: Caller, topic: str, extensions: list[str]) -> dict[str, bool]:
+        """Realtime's read check for the private channel `topic`: which of
+        `extensions` the caller may receive (select policies)."""
         probes = {extension: uuid.uuid4() for extension in extensions}
         async with self._pool.connection() as conn, conn.transaction(force_rollback=True):
             for extension, probe in probes.items():
@@ -94,20 +95,27 @@ class RealtimeDatabase:
                     "select id from realtime.messages where id = any(%s)", (list(probes.values()),)
                 )
             except psycopg.errors.InsufficientPrivilege:
-                return False
-            return bool(await cursor.fetchall())
+                return dict.fromkeys(extensions, False)
+            seen = {row[0] for row in await cursor.fetchall()}
+            return {extension: probe in seen for extension, probe in probes.items()}
 
-    async def can_write(self, caller: Caller, topic: str) -> bool:
-        """Realtime's write check for a client's broadcast on a private channel."""
+    async def can_write(self, caller: Caller, topic: str, extensions: list[str]) -> dict[str, bool]:
+        """Realtime's write check: which of `extensions` the caller may send
+        on `topic` (insert policies), each insert in its own savepoint."""
+        allowed: dict[str, bool] = {}
         async with self._as(caller, topic) as conn:
-            try:
-                await conn.execute(
-                    "insert into realtime.messages (topic, extension) values (%s, 'broadcast')",
-                    (topic,),
-                )
-            except psycopg.errors.InsufficientPrivilege:
-                return False
-            return True
+            for extension in extensions:
+                try:
+                    async with conn.transaction():
+                        await conn.execute(
+                            "insert into realtime.messages (topic, extension) values (%s, %s)",
+                            (topic, extension),
+                        )
+                except psycopg.errors.InsufficientPrivilege:
+                    allowed[extension] = False
+                else:
+                    allowed[extension] = True
+        return allowed
 
     async def broadcast_row(self, message_id: str, topic: str) -> dict[str, Any] | None:
         """The realtime.messages row, read as the server (no RLS per message:
@@ -116,7 +124,7 @@ class RealtimeDatabase:
             cursor = conn.cursor(row_factory=dict_row)
             await cursor.execute(
                 "select id::text, event, payload, coalesce(private, false) as private"
-                " from realtime.messages where id = %s and topic = %s",
+                " from realtime.messages where id = %s and topic = %s and extension = 'broadcast'",
                 (message_id, topic),
             )
             return await cursor.fetchone()

@@ -39,6 +39,8 @@ def decode(raw: str | bytes, vsn: str) -> Frame:
         data = json.loads(raw)
     except ValueError as exc:
         raise ProtocolError("frame is not JSON") from exc
+    except RecursionError:
+        raise ProtocolError("frame is nested too deeply to read") from None
     if vsn == "2.0.0":
         if not isinstance(data, list) or len(data) != 5:
             raise ProtocolError("a vsn 2.0.0 frame is a five-element array")
@@ -81,7 +83,10 @@ def _decode_user_broadcast_push(raw: bytes) -> Frame:
     sizes, encoding = raw[1:6], raw[6]
     offset, fields = 7, []
     for size in sizes:
-        fields.append(raw[offset : offset + size].decode("utf-8"))
+        try:
+            fields.append(raw[offset : offset + size].decode("utf-8"))
+        except UnicodeDecodeError:
+            raise ProtocolError("binary frame fields are not UTF-8") from None
         offset += size
     if offset > len(raw):
         raise ProtocolError("truncated binary frame")
@@ -94,5 +99,7 @@ def _decode_user_broadcast_push(raw: bytes) -> Frame:
         meta = json.loads(metadata) if metadata else {}
     except ValueError as exc:
         raise ProtocolError("broadcast payload is not JSON") from exc
+    except RecursionError:
+        raise ProtocolError("broadcast payload is nested too deeply to read") from None
     payload = {"type": "broadcast", "event": user_event, "payload": user_payload, **meta}
     return Frame(join_ref or None, ref or None, topic, "broadcast", payload)

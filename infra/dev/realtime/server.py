@@ -5,8 +5,15 @@ One asyncio loop in a background thread serves the WebSocket connections
 triggers (infra/local/050_realtime_delivery.sql) notify. Each joined
 channel has its own queue and task, so a subscriber sees its rows in commit
 order. As on hosted Realtime, a private channel is authorized at join and on
-each new token, then receives every broadcast on its topic; postgres_changes
-are checked per row and per subscriber under RLS.
+each new token, per extension (broadcast, presence) and by the policies on
+realtime.messages alone, then receives every broadcast on its topic if it
+may read broadcasts; postgres_changes are checked per row and per subscriber
+under RLS. Presence is Phoenix's: `track`/`untrack`, `presence_state` after
+the join, `presence_diff` on every change, a leave when a channel goes.
+
+Every long-lived task (the LISTEN loop, each channel's deliveries, each
+connection's frames, expiry timers) outlives what it cannot handle: it logs
+one line and goes on.
 """
 
 from __future__ import annotations
@@ -16,9 +23,11 @@ import contextlib
 import hmac
 import json
 import logging
+import secrets
 import threading
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
@@ -37,7 +46,14 @@ from shared.errors import Unauthorized
 
 PATH = "/realtime/v1/websocket"
 _DATABASE_DOWN = "Realtime was unable to connect to the project database"
+EXTENSIONS = ("broadcast", "presence")
 logger = logging.getLogger("dev.realtime")
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one log line: its type and the first line of its message."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__
 
 
 class JoinRefused(Exception):
@@ -70,7 +86,13 @@ class Channel:
     ack_broadcast: bool
     bindings: list[Binding]
     extensions: list[str]  # what the read check covers: at join and on each new token
-    may_write: bool | None = None
+    presence_key: str = ""
+    # Realtime Authorization's outcome per extension (private channels); an
+    # extension missing here has not been checked yet.
+    may_read: dict[str, bool] = field(default_factory=dict)
+    may_write: dict[str, bool] = field(default_factory=dict)
+    presence: dict[str, Any] | None = None  # this channel's tracked meta (with phx_ref)
+    tracked: Any = None  # the payload it was tracked with (a repeat is a no-op)
     expiry: asyncio.TimerHandle | None = None
     inbox: asyncio.Queue[tuple[str, dict[str, Any]]] = field(default_factory=asyncio.Queue)
     worker: asyncio.Task[None] | None = None
@@ -78,6 +100,10 @@ class Channel:
     @property
     def name(self) -> str:
         return self.topic.removeprefix("realtime:")
+
+    def reads(self, extension: str) -> bool:
+        """Public channels read everything; private ones what their policies allow."""
+        return not self.private or self.may_read.get(extension) is True
 
     async def push(self, event: str, payload: dict[str, Any]) -> None:
         await self.connection.send(Frame(self.join_ref, None, self.topic, event, payload))
@@ -98,8 +124,14 @@ class Connection:
         self.channels: dict[str, Channel] = {}
 
     async def send(self, frame: Frame) -> None:
+        try:
+            data = encode(frame, self.vsn)
+        except (RecursionError, TypeError, ValueError) as exc:
+            logger.warning("not sent: %s on %s cannot be encoded (%s)", frame.event,
+                           frame.topic, one_line(exc))  # fmt: skip
+            return
         with contextlib.suppress(ConnectionClosed):
-            await self.ws.send(encode(frame, self.vsn))
+            await self.ws.send(data)
 
     async def reply(self, frame: Frame, status: str, response: dict[str, Any]) -> None:
         await self.send(
@@ -127,6 +159,7 @@ class RealtimeServer:
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._error: BaseException | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -167,6 +200,20 @@ class RealtimeServer:
             notifications.cancel()
         await self.db.close()
 
+    def _spawn(self, work: Coroutine[Any, Any, None], what: str) -> asyncio.Task[None]:
+        """A background task whose failure is one log line, never a silent death."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+
+        def done(finished: asyncio.Task[None]) -> None:
+            self._tasks.discard(finished)
+            error = None if finished.cancelled() else finished.exception()
+            if error is not None:
+                logger.warning("%s failed: %s", what, one_line(error))
+
+        task.add_done_callback(done)
+        return task
+
     # -- handshake ---------------------------------------------------------
 
     def _check_request(self, connection: ServerConnection, request: Request) -> Response | None:
@@ -201,14 +248,19 @@ class RealtimeServer:
                     continue
                 try:
                     await self._handle(connection, frame)
-                except psycopg.Error:
-                    logger.exception("database error on %s %s", frame.event, frame.topic)
+                except psycopg.Error as exc:
+                    logger.warning("database error on %s %s: %s", frame.event, frame.topic,
+                                   one_line(exc))  # fmt: skip
                     await connection.reply(frame, "error", {"reason": _DATABASE_DOWN})
+                except Exception as exc:  # one frame must not end the connection
+                    logger.warning("could not handle %s on %s: %s", frame.event, frame.topic,
+                                   one_line(exc))  # fmt: skip
+                    await connection.reply(frame, "error", {"reason": "Unknown Error on Channel"})
         except ConnectionClosed:
             pass
         finally:
             for channel in list(connection.channels.values()):
-                self._leave(channel)
+                await self._leave(channel)
 
     # -- client frames -----------------------------------------------------
 
@@ -224,12 +276,14 @@ class RealtimeServer:
             await connection.reply(frame, "error", {"reason": "unmatched topic"})
             return
         if frame.event == "phx_leave":
-            self._leave(channel)
+            await self._leave(channel)
             await connection.reply(frame, "ok", {})
         elif frame.event == "access_token":
             await self._new_token(channel, frame.payload.get("access_token"))
         elif frame.event == "broadcast":
             await self._client_broadcast(channel, frame)
+        elif frame.event == "presence":
+            await self._presence(channel, frame)
         else:
             logger.info("ignored %s on %s", frame.event, frame.topic)
 
@@ -241,14 +295,16 @@ class RealtimeServer:
             return
         old = connection.channels.get(frame.topic)
         if old is not None:  # a rejoin replaces the previous join, as Phoenix does
-            self._leave(old)
+            await self._leave(old)
             await old.push("phx_close", {})
         connection.channels[frame.topic] = channel
         self._subscribers.setdefault(channel.name, set()).add(channel)
-        channel.worker = asyncio.create_task(self._deliver(channel))
+        channel.worker = self._spawn(self._deliver(channel), f"deliveries to {channel.name}")
         await connection.reply(
             frame, "ok", {"postgres_changes": [b.reply() for b in channel.bindings]}
         )
+        if "presence" in channel.extensions and channel.reads("presence"):
+            await channel.push("presence_state", self._presence_state(channel))
         for binding in channel.bindings:
             if await self.db.published(binding.schema, binding.table):
                 await channel.system("postgres_changes", "ok", "Subscribed to PostgreSQL")
@@ -267,30 +323,37 @@ class RealtimeServer:
         broadcast, presence = _object(config.get("broadcast")), _object(config.get("presence"))
         token = frame.payload.get("access_token") or frame.payload.get("user_token")
         token = token if isinstance(token, str) and token else connection.api_key
-        caller, expires_at = await self._caller(connection, token)
+        caller, expires_at = await self._caller(connection.api_role, token)
         try:
             bindings = [Binding.parse(p) for p in config.get("postgres_changes") or []]
         except InvalidBinding as exc:
             raise JoinRefused(f"RealtimeDisabledForConfiguration: {exc}") from None
-        extensions = ["broadcast", "presence"] if presence.get("enabled") else ["broadcast"]
+        # As hosted: presence is checked (and its state sent) when the client
+        # enables it, which realtime-js does for a channel with presence listeners.
+        extensions = ["broadcast", "presence"] if _flag(presence.get("enabled")) else ["broadcast"]
+        key = presence.get("key")
         channel = Channel(
-            connection, frame.topic, frame.join_ref, bool(config.get("private")), caller, token,
-            bool(broadcast.get("self")), bool(broadcast.get("ack")), bindings, extensions,
+            connection, frame.topic, frame.join_ref, _flag(config.get("private")), caller, token,
+            _flag(broadcast.get("self")), _flag(broadcast.get("ack")), bindings, extensions,
+            presence_key=str(key) if key not in (None, "") else str(uuid.uuid1()),
         )  # fmt: skip
-        if channel.private and not await self.db.can_read(caller, name, channel.extensions):
-            raise JoinRefused(
-                f"Unauthorized: You do not have permissions to read from this Channel topic: {name}"
-            )
+        if channel.private:
+            channel.may_read = await self.db.can_read(caller, name, extensions)
+            if not any(channel.may_read.values()):
+                raise JoinRefused(
+                    "Unauthorized: You do not have permissions to read from this Channel topic:"
+                    f" {name}"
+                )
         self._schedule_expiry(channel, expires_at)
         return channel
 
-    async def _caller(self, connection: Connection, token: str) -> tuple[Caller, float | None]:
+    async def _caller(self, api_role: str, token: str) -> tuple[Caller, float | None]:
         """The claims a token stands for, and when it expires (API keys: never)."""
         role = self.api_keys.role(token)
         if role is not None:
             return Caller({"role": role}), None
         if token.startswith("sb_"):  # publishable/secret keys: the connection's key
-            return Caller({"role": connection.api_role}), None
+            return Caller({"role": api_role}), None
         try:
             claims = await asyncio.to_thread(self._verifier().claims, token, verify_exp=False)
         except Unauthorized as exc:
@@ -312,20 +375,24 @@ class RealtimeServer:
             return
         loop = asyncio.get_running_loop()
         delay = max(0.0, expires_at - time.time())
-        channel.expiry = loop.call_later(
-            delay, lambda: loop.create_task(self._shutdown(channel, "Token has expired 0 seconds ago"))
-        )  # fmt: skip
+        channel.expiry = loop.call_later(delay, self._expire, channel)
+
+    def _expire(self, channel: Channel) -> None:
+        message = "Token has expired 0 seconds ago"
+        self._spawn(self._shutdown(channel, message), f"closing {channel.name} at expiry")
 
     async def _shutdown(self, channel: Channel, message: str) -> None:
         """What Realtime does when a channel may no longer run: a system
         error, then the channel closes."""
         if channel.connection.channels.get(channel.topic) is not channel:
             return
-        self._leave(channel)
+        await self._leave(channel)
         await channel.system("system", "error", message)
         await channel.push("phx_close", {})
 
-    def _leave(self, channel: Channel) -> None:
+    async def _leave(self, channel: Channel) -> None:
+        """The channel goes (leave, close, disconnect, rejoin): unsubscribed,
+        and its presence leaves, as Phoenix's tracker does for a dead channel."""
         if channel.connection.channels.get(channel.topic) is channel:
             del channel.connection.channels[channel.topic]
         subscribers = self._subscribers.get(channel.name)
@@ -337,42 +404,170 @@ class RealtimeServer:
             channel.expiry.cancel()
         if channel.worker is not None:
             channel.worker.cancel()
+        await self._untrack(channel)
 
     async def _new_token(self, channel: Channel, token: Any) -> None:
         """setAuth: the new token is checked as at join (the same extensions);
-        refused, the channel closes. Until then, access granted at join holds."""
+        a read it had and loses closes the channel. Until then, access
+        granted at join holds."""
         if not isinstance(token, str) or not token or token == channel.token:
             return
         try:
-            caller, expires_at = await self._caller(channel.connection, token)
+            caller, expires_at = await self._caller(channel.connection.api_role, token)
         except JoinRefused as refused:
             await self._shutdown(channel, str(refused).partition(": ")[2] or str(refused))
             return
-        if channel.private and not await self.db.can_read(caller, channel.name, channel.extensions):
-            await self._shutdown(
-                channel,
-                f"You no longer have permission to read from this Channel topic: {channel.name}",
-            )
-            return
-        channel.caller, channel.token, channel.may_write = caller, token, None
+        if channel.private:
+            may_read = await self.db.can_read(caller, channel.name, channel.extensions)
+            if any(channel.may_read.get(e) and not allowed for e, allowed in may_read.items()):
+                await self._shutdown(
+                    channel,
+                    f"You no longer have permission to read from this Channel topic: {channel.name}",
+                )
+                return
+            channel.may_read = may_read
+        channel.caller, channel.token, channel.may_write = caller, token, {}
         self._schedule_expiry(channel, expires_at)
+
+    async def _may_write(self, channel: Channel, extension: str) -> bool:
+        """Realtime's write check, run once per channel and token (as hosted
+        Realtime checks it once per join, not per event)."""
+        if not channel.private:
+            return True
+        if extension not in channel.may_write:
+            channel.may_write.update(
+                await self.db.can_write(channel.caller, channel.name, list(EXTENSIONS))
+            )
+        return channel.may_write[extension]
 
     async def _client_broadcast(self, channel: Channel, frame: Frame) -> None:
         """`channel.send({type: 'broadcast'})`: to the topic's other
         subscribers; on a private channel only if the write check passes."""
-        if channel.private and channel.may_write is None:
-            channel.may_write = await self.db.can_write(channel.caller, channel.name)
-        allowed = not channel.private or bool(channel.may_write)
+        allowed = await self._may_write(channel, "broadcast")
         if allowed:
             payload = {"type": "broadcast", "event": frame.payload.get("event"),
                        "payload": frame.payload.get("payload")}  # fmt: skip
-            for other in list(self._subscribers.get(channel.name, ())):
-                if other.private == channel.private and (
-                    other is not channel or channel.self_broadcast
-                ):
-                    await other.push("broadcast", payload)
+            await self._fan_out(channel.name, channel.private, payload, channel)
         if channel.ack_broadcast and frame.ref is not None:
             await channel.connection.reply(frame, "ok" if allowed else "error", {})
+
+    async def _fan_out(
+        self, topic: str, private: bool, payload: dict[str, Any], sender: Channel | None = None
+    ) -> None:
+        """A broadcast to the channels on `topic` of the same kind that may read broadcasts."""
+        for other in list(self._subscribers.get(topic, ())):
+            if other.private != private or not other.reads("broadcast"):
+                continue
+            if other is not sender or sender.self_broadcast:
+                await other.push("broadcast", payload)
+
+    # -- presence ----------------------------------------------------------
+
+    async def _presence(self, channel: Channel, frame: Frame) -> None:
+        """`channel.track(payload)` / `channel.untrack()`, as Realtime's
+        PresenceHandler: a private channel may track only if the write check
+        for `presence` passes (run at the first track); untrack always works."""
+        event = str(frame.payload.get("event", "")).lower()
+        if event == "untrack":
+            await self._untrack(channel)
+            await channel.connection.reply(frame, "ok", {})
+            return
+        if event != "track":
+            logger.info("unknown presence event %r on %s", event, channel.name)
+            await channel.connection.reply(frame, "error", {})
+            return
+        payload = frame.payload.get("payload", {})
+        if not isinstance(payload, dict):
+            await channel.connection.reply(
+                frame, "error", {"reason": "Presence track payload must be a map"}
+            )
+            return
+        if channel.private and "presence" not in channel.may_read:
+            # Presence was not enabled at join: its read is checked now, so
+            # this channel's diffs are gated as they would have been.
+            channel.may_read.update(await self.db.can_read(channel.caller, channel.name,
+                                                           ["presence"]))  # fmt: skip
+        if not await self._may_write(channel, "presence"):
+            await channel.connection.reply(frame, "error", {})
+            return
+        await channel.connection.reply(frame, "ok", {})
+        if payload == channel.tracked:
+            return
+        before = channel.presence
+        meta = {**payload, "phx_ref": _presence_ref()}
+        if before is not None:
+            meta["phx_ref_prev"] = before["phx_ref"]
+        channel.presence, channel.tracked = meta, payload
+        leaves = {channel.presence_key: {"metas": [before]}} if before is not None else {}
+        await self._presence_diff(
+            channel, {"joins": {channel.presence_key: {"metas": [meta]}}, "leaves": leaves}
+        )
+
+    async def _untrack(self, channel: Channel) -> None:
+        before, channel.presence, channel.tracked = channel.presence, None, None
+        if before is not None:
+            await self._presence_diff(
+                channel, {"joins": {}, "leaves": {channel.presence_key: {"metas": [before]}}}
+            )
+
+    def _presence_state(self, channel: Channel) -> dict[str, Any]:
+        """Everyone tracked on the channel's topic (private and public
+        channels of one name are two topics), grouped by key, as
+        Phoenix.Presence.list groups them."""
+        state: dict[str, Any] = {}
+        for other in list(self._subscribers.get(channel.name, ())):
+            if other.private == channel.private and other.presence is not None:
+                state.setdefault(other.presence_key, {"metas": []})["metas"].append(other.presence)
+        return state
+
+    async def _presence_diff(self, source: Channel, diff: dict[str, Any]) -> None:
+        """To every channel on the topic that may read presence (the source
+        included: a client sees its own join, as with Phoenix's tracker)."""
+        for other in list(self._subscribers.get(source.name, ())):
+            if other.private == source.private and other.reads("presence"):
+                await other.push("presence_diff", diff)
+
+    # -- the REST broadcast endpoint ----------------------------------------
+
+    def api_broadcast(
+        self, api_key: str, token: str, messages: list[dict[str, Any]], *, single: bool
+    ) -> tuple[int, dict[str, Any] | None]:
+        """POST /realtime/v1/api/broadcast (and .../<topic>/events/<event>),
+        from another thread: the status and JSON body Realtime answers."""
+        if self._loop is None:
+            return 503, {"message": "Realtime is starting"}
+        work = self._api_broadcast(api_key, token, messages, single=single)
+        return asyncio.run_coroutine_threadsafe(work, self._loop).result(timeout=30)
+
+    async def _api_broadcast(
+        self, api_key: str, token: str, messages: list[dict[str, Any]], *, single: bool
+    ) -> tuple[int, dict[str, Any] | None]:
+        """As Realtime's BatchBroadcast and SingleBroadcast: public messages
+        go to public channels; private ones to private channels that may
+        read broadcasts, if the caller passes the write check for the topic
+        (the same insert policies as a client's send). A refused batch
+        message is dropped silently; a refused single one is a 403."""
+        api_role = self.api_keys.role(api_key)
+        if api_role is None:
+            return 401, {"message": "Invalid API key"}
+        try:
+            caller, _ = await self._caller(api_role, token or api_key)
+        except JoinRefused:
+            return 401, {"message": "Unauthorized"}
+        allowed: dict[str, bool] = {}
+        for message in messages:
+            topic, private = message["topic"], message["private"]
+            if private and topic not in allowed:
+                writes = await self.db.can_write(caller, topic, ["broadcast"])
+                allowed[topic] = writes["broadcast"]
+            if private and not allowed[topic]:
+                if single:
+                    return 403, {"message": "Unauthorized"}
+                continue
+            payload = {"type": "broadcast", "event": message["event"],
+                       "payload": message["payload"]}  # fmt: skip
+            await self._fan_out(topic, private, payload)
+        return 202, None
 
     # -- deliveries from the database -------------------------------------
 
@@ -384,11 +579,16 @@ class RealtimeServer:
 
     async def _listen(self, listener: psycopg.AsyncConnection[Any]) -> None:
         """Routes notifications to the channels they concern; reconnects if
-        the database goes away (rows committed meanwhile are not replayed)."""
+        the database goes away (rows committed meanwhile are not replayed).
+        A notification it cannot route is logged and skipped."""
         while True:
             try:
                 async for notification in listener.notifies():
-                    await self._route(notification.channel, notification.payload)
+                    try:
+                        await self._route(notification.channel, notification.payload)
+                    except Exception as exc:
+                        logger.warning("skipped %s notification %.100s: %s",
+                                       notification.channel, notification.payload, one_line(exc))  # fmt: skip
             except psycopg.OperationalError:
                 logger.warning("lost the LISTEN connection; reconnecting")
             finally:
@@ -402,28 +602,20 @@ class RealtimeServer:
                     continue
 
     async def _route(self, channel_name: str, payload: str) -> None:
-        try:
-            event = json.loads(payload)
-        except ValueError:
-            return
+        event = json.loads(payload)
         if channel_name == "local_realtime_broadcast":
             for channel in list(self._subscribers.get(str(event.get("topic")), ())):
                 channel.inbox.put_nowait(("broadcast", event))
             return
-        try:
-            # Taken (deleted) here, once, whoever subscribes: each change
-            # then fans out from memory, in notification (commit) order.
-            taken = await self.db.take_change(int(event["id"]))
-        except (psycopg.Error, KeyError, TypeError, ValueError):
-            logger.exception("could not take staged change %s", payload)
-            return
+        # Taken (deleted) here, once, whoever subscribes: each change then
+        # fans out from memory, in notification (commit) order.
+        taken = await self.db.take_change(int(event["id"]))
         if taken is None:
             return
-        event = taken
         for subscribers in list(self._subscribers.values()):
             for channel in list(subscribers):
-                if any(b.covers(event) for b in channel.bindings):
-                    channel.inbox.put_nowait(("change", event))
+                if any(b.covers(taken) for b in channel.bindings):
+                    channel.inbox.put_nowait(("change", taken))
 
     async def _deliver(self, channel: Channel) -> None:
         while True:
@@ -433,13 +625,16 @@ class RealtimeServer:
                     await self._deliver_broadcast(channel, event)
                 else:
                     await self._deliver_change(channel, event)
-            except Exception:  # one bad row must not end the channel's deliveries
-                logger.exception("delivery to %s failed", channel.name)
+            except Exception as exc:  # one bad row must not end the channel's deliveries
+                logger.warning("not delivered to %s: %s %s (%s)", channel.name, kind,
+                               str(event.get("id"))[:40], one_line(exc))  # fmt: skip
 
     async def _deliver_broadcast(self, channel: Channel, event: dict[str, Any]) -> None:
         # As hosted Realtime: no RLS per message. A private channel passed the
         # read check at join (and at its latest token); it receives every
         # private row on its topic. Public channels receive private = false rows.
+        if not channel.reads("broadcast"):
+            return
         row = await self.db.broadcast_row(str(event["id"]), channel.name)
         if row is None or row["private"] != channel.private:
             return
@@ -464,6 +659,16 @@ class RealtimeServer:
         await channel.push(
             "postgres_changes", {"ids": ids, "data": change_payload(change, columns, record)}
         )
+
+
+def _presence_ref() -> str:
+    """A presence meta's unique ref (Phoenix's are opaque strings too)."""
+    return secrets.token_urlsafe(9)
+
+
+def _flag(value: Any) -> bool:
+    """Realtime's FlexibleBoolean: true, "true" (any case) or 1."""
+    return value is True or value == 1 or (isinstance(value, str) and value.lower() == "true")
 
 
 def _object(value: Any) -> dict[str, Any]:

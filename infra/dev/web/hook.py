@@ -11,6 +11,7 @@ from http.server import ThreadingHTTPServer
 
 from infra.dev.auth import LocalAuth
 from infra.dev.realtime.server import ApiKeys, RealtimeServer
+from infra.dev.web.history import recent
 from infra.dev.web.lounge import say
 from infra.dev.web.server import page_handler
 from scripts.dev_tokens import USERS
@@ -47,7 +48,8 @@ class FrontEnd:
 def start_front_end(admin_dsn: str, database_url: str, auth: LocalAuth, api_port: int) -> FrontEnd:
     keys = ApiKeys(os.environ["SUPABASE_ANON_KEY"], os.environ.get("SUPABASE_SERVICE_ROLE_KEY", ""))
     realtime = RealtimeServer(admin_dsn, keys, container.verifier)
-    auth.realtime_port = realtime.start()
+    realtime.start()
+    auth.realtime = realtime
     settings = container.settings()
     config = {
         "supabaseUrl": settings.supabase_url,
@@ -56,7 +58,8 @@ def start_front_end(admin_dsn: str, database_url: str, auth: LocalAuth, api_port
         "refreshMarginSeconds": int(os.environ.get("TOKEN_REFRESH_MARGIN_SECONDS", "60")),
     }
     cookie = os.environ.get("AUTH_COOKIE_NAME") or f"sb-{settings.project_ref}-auth-token"
-    handler = page_handler(config, auth.sign_in, partial(say, database_url), cookie, list(USERS))
+    handler = page_handler(config, auth.sign_in, partial(say, database_url), cookie, list(USERS),
+                           partial(recent, database_url))  # fmt: skip
     try:
         page = ThreadingHTTPServer(("127.0.0.1", page_port()), handler)
     except OSError as exc:

@@ -13,21 +13,28 @@ from typing import Any
 import psycopg
 
 from shared import container
+from shared.db.direct import error_from_psycopg
 from shared.errors import AppError
 
 SPACE = "#lounge"
 logger = logging.getLogger("dev.web")
 
 
-def say(database_url: str, token: str, text: str) -> dict[str, Any]:
+def as_caller(conn: psycopg.Connection[Any], token: str) -> None:
+    """What PostgREST does with a request's token: verify it, then run the
+    transaction as `authenticated` with its claims, under RLS."""
     principal = container.verifier().verify(token)
+    conn.execute(
+        "select set_config('role', 'authenticated', true),"
+        " set_config('request.jwt.claims', %s, true)",
+        (json.dumps(principal.claims),),
+    )
+
+
+def say(database_url: str, token: str, text: str) -> dict[str, Any]:
     said = f"/msg-{uuid.uuid4().hex[:12]}"
     with psycopg.connect(database_url) as conn, conn.transaction():
-        conn.execute(
-            "select set_config('role', 'authenticated', true),"
-            " set_config('request.jwt.claims', %s, true)",
-            (json.dumps(principal.claims),),
-        )
+        as_caller(conn, token)
         conn.execute(
             "insert into public.intentions (id, name, type, owner_id, location_id, state, content)"
             " select %s, 'Message', 'utterance', b.id, %s, 'complete', %s from public.beings b"
@@ -40,6 +47,9 @@ def say(database_url: str, token: str, text: str) -> dict[str, Any]:
 def error_status(exc: Exception) -> tuple[int, dict[str, Any]]:
     """As PostgREST answers: the caller's mistakes are 4xx, anything else a
     logged 500; always a JSON body, never an exception."""
+    if isinstance(exc, psycopg.Error) and (exc.sqlstate or "").startswith("PT"):
+        # Our SQL's own errors (e.g. PT429 over a rate limit): the status they name.
+        exc = error_from_psycopg(exc, signed_in=True)
     if isinstance(exc, AppError):
         return exc.status, {"error": {"code": exc.code, "message": exc.message}}
     if isinstance(exc, psycopg.errors.InsufficientPrivilege):

@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from pydantic import TypeAdapter, ValidationError
 
+from infra.dev.web.history import KINDS
 from infra.dev.web.lounge import error_status
 from shared.session.cookies import session_cookies
 from shared.validation import PgText
@@ -38,6 +39,7 @@ MAX_EXPIRES_IN = 366 * 24 * 3600  # a session's lifetime in seconds, either way
 _TEXT = TypeAdapter(PgText)
 SignIn = Callable[[str, int], dict[str, Any]]
 Say = Callable[[str, str], dict[str, Any]]
+History = Callable[[str, str, str], list[dict[str, Any]]]  # token, kind, value
 
 
 def resolve_module(path: str) -> Path | None:
@@ -55,7 +57,12 @@ def resolve_module(path: str) -> Path | None:
 
 
 def page_handler(
-    settings: dict[str, Any], sign_in: SignIn, say: Say, cookie_name: str, users: list[str]
+    settings: dict[str, Any],
+    sign_in: SignIn,
+    say: Say,
+    cookie_name: str,
+    users: list[str],
+    history: History | None = None,
 ) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -82,6 +89,9 @@ def page_handler(
             path = self.path.partition("?")[0]
             if path == "/config.json":
                 self._json(200, {**settings, "users": users})
+                return
+            if path == "/dev/history":
+                self._history()
                 return
             file = (
                 resolve_module(path)
@@ -121,6 +131,28 @@ def page_handler(
             except (ValueError, KeyError, TypeError, RecursionError):
                 self._bad_request(f'send a JSON object with "{name}"')
                 return None
+
+        def _history(self) -> None:
+            """GET /dev/history?thread_id=<id> or ?space=<id>: the recent rows
+            the caller may read (see history.py)."""
+            query = parse_qs(urlsplit(self.path).query)
+            asked = [(kind, query[kind][0]) for kind in KINDS if query.get(kind)]
+            if history is None or len(asked) != 1:
+                self._bad_request(f"give one of: {', '.join(KINDS)}")
+                return
+            token = self.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+            kind, value = asked[0]
+            try:
+                value = _TEXT.validate_python(value)
+            except ValidationError as exc:
+                self._bad_request(f"{kind}: {exc.errors()[0]['msg']}")
+                return
+            try:
+                rows = history(token, kind, value)
+            except Exception as exc:  # error_status answers every error, never raises
+                self._json(*error_status(exc))
+                return
+            self._json(200, rows)
 
         def _say(self) -> None:
             token = self.headers.get("Authorization", "").removeprefix("Bearer ").strip()

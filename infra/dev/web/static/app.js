@@ -1,13 +1,16 @@
 // The demo page: what a front end on Supabase does with our functions.
 // Its token comes from the `token` function (credentialed CORS), Realtime
-// runs on that token (the private channel chat:<thread_id>), and it is
-// refreshed before it expires and handed to Realtime with setAuth.
+// runs on that token (the private channels chat:<thread_id> and
+// space:#lounge, with presence), and it is refreshed before it expires and
+// handed to Realtime with setAuth. Opening a thread or the space loads its
+// recent history (under RLS), then the channel carries it on live.
 import { createClient } from '@supabase/supabase-js'
 
 const $ = (id) => document.getElementById(id)
 const config = await (await fetch('/config.json')).json()
 // Read by the browser tests; handy in the console too.
 const state = { me: null, token: null, refreshes: 0, threadId: null, dm: 'closed', lounge: 'closed',
+                online: { dm: [], lounge: [] }, history: { dm: null, lounge: null },
                 sentAt: {}, receivedAt: {}, seen: [], errors: [] }
 window.chat = { state, signIn, send, say }
 
@@ -93,29 +96,83 @@ async function signIn(user, expiresIn = 3600) {
   const other = config.users.find((u) => u !== user)
   const { thread_id: threadId } = await api('/chat/threads/ensure', { other_mongo_id: other })
   state.threadId = threadId
-  supabase
-    .channel(`chat:${threadId}`, { config: { private: true } })
+  // Subscribe first, then load the history: whatever arrives meanwhile is
+  // placed by time, and a row both bring is shown once.
+  const dm = supabase
+    .channel(`chat:${threadId}`, { config: { private: true, presence: { key: user } } })
     .on('broadcast', { event: 'INSERT' }, ({ payload }) => showMessage(payload.record))
-    .subscribe((status, error) => {
-      state.dm = status
-      $('thread-state').textContent = `chat:${threadId} ${status}`
-      log(`chat:${threadId}: ${status}${error ? ` (${error.message})` : ''}`)
-    })
-  supabase
-    .channel('space:#lounge')
+  whoIsOnline(dm, 'dm', 'thread-online')
+  dm.subscribe((status, error) => {
+    state.dm = status
+    $('thread-state').textContent = `chat:${threadId} ${status}`
+    log(`chat:${threadId}: ${status}${error ? ` (${error.message})` : ''}`)
+    if (status === 'SUBSCRIBED') goLive(dm, 'dm', { thread_id: threadId }, showMessage)
+  })
+  // The space's own private channel: its intentions as postgres_changes
+  // (RLS per row) and who of its members is here.
+  const lounge = supabase
+    .channel(`space:${SPACE}`, { config: { private: true, presence: { key: user } } })
     .on('postgres_changes',
-        { event: '*', schema: 'public', table: 'intentions', filter: 'location_id=eq.#lounge' },
+        { event: '*', schema: 'public', table: 'intentions', filter: `location_id=eq.${SPACE}` },
         ({ new: row }) => showIntention(row))
-    .subscribe((status, error) => {
-      state.lounge = status
-      $('lounge-state').textContent = status
-      log(`#lounge postgres_changes: ${status}${error ? ` (${error.message})` : ''}`)
-    })
+  whoIsOnline(lounge, 'lounge', 'lounge-online')
+  lounge.subscribe((status, error) => {
+    state.lounge = status
+    $('lounge-state').textContent = status
+    log(`space:${SPACE}: ${status}${error ? ` (${error.message})` : ''}`)
+    if (status === 'SUBSCRIBED') goLive(lounge, 'lounge', { space: SPACE }, showIntention)
+  })
 }
 
-function showMessage(record) {
+const SPACE = '#lounge'
+
+// Presence: the keys on the channel are who is here (a hint, not identity:
+// keys are the clients' own).
+function whoIsOnline(channel, which, element) {
+  channel.on('presence', { event: 'sync' }, () => {
+    state.online[which] = Object.keys(channel.presenceState()).sort()
+    $(element).replaceChildren(...state.online[which].map((who) => {
+      const badge = document.createElement('span')
+      badge.className = 'online'
+      badge.textContent = who
+      return badge
+    }))
+  })
+}
+
+async function goLive(channel, which, filter, show) {
+  try {
+    await channel.track({ user: state.me, online_at: new Date().toISOString() })
+    const rows = await history(filter)
+    rows.forEach((row) => show(row, { earlier: true }))
+    state.history[which] = rows.length
+    log(`${which}: ${rows.length} earlier message(s) loaded, now live`)
+  } catch (error) {
+    state.errors.push(String(error))
+    log(String(error))
+  }
+}
+
+// The stand-in for supabase.from(...).select(...).order(...).limit(50): no
+// PostgREST locally, so the page's server runs that select under RLS.
+async function history(filter) {
+  const response = await fetch(`/dev/history?${new URLSearchParams(filter)}`, {
+    headers: { Authorization: `Bearer ${state.token.access_token}` },
+  })
+  if (!response.ok) throw new Error(`history: ${response.status} ${await response.text()}`)
+  return response.json()
+}
+
+// Rows arrive live and from history in any order: each list stays in time order.
+function place(list, item, createdAt) {
+  item.dataset.created = createdAt ?? ''
+  const later = [...list.children].find((other) => other.dataset.created > item.dataset.created)
+  list.insertBefore(item, later ?? null)
+}
+
+function showMessage(record, { earlier = false } = {}) {
   if (!record || document.querySelector(`#messages li[data-id="${record.id}"]`)) return
-  state.receivedAt[record.body] = Date.now()
+  if (!earlier) state.receivedAt[record.body] = Date.now()
   const item = document.createElement('li')
   item.dataset.id = record.id
   item.dataset.sender = record.sender_mongo_id
@@ -123,19 +180,20 @@ function showMessage(record) {
   item.innerHTML = '<span class="who"></span><span class="body"></span>'
   item.querySelector('.who').textContent = record.sender_mongo_id
   item.querySelector('.body').textContent = record.body
-  $('messages').append(item)
+  place($('messages'), item, record.created_at)
   item.scrollIntoView()
 }
 
-function showIntention(row) {
+function showIntention(row, { earlier = false } = {}) {
   if (!row?.id) return
-  state.seen.push([row.id, row.state])
+  if (!earlier) state.seen.push([row.id, row.state])
   let item = document.querySelector(`#lounge li[data-id="${CSS.escape(row.id)}"]`)
+  if (item && earlier) return // what came live is newer than the history's copy
   if (!item) {
     item = document.createElement('li')
     item.dataset.id = row.id
     item.innerHTML = '<span class="who"></span><span class="body"></span>'
-    $('lounge').append(item)
+    place($('lounge'), item, row.created_at)
   }
   item.dataset.state = row.state
   if (row.owner_id === `@${state.me}`) item.classList.add('mine')

@@ -1,0 +1,335 @@
+-- At-least-once from an utterance to bot-trigger (issue 23).
+--
+-- pg_net sends a request once and never retries, so one failed webhook (a
+-- cold start slower than its timeout, a 503, a deploy) used to lose the
+-- bots' answer for good. Now every utterance a bot must answer gets a
+-- delivery record, written by the webhook trigger in the same transaction as
+-- the utterance: once the insert commits, the record exists. bot-trigger
+-- acknowledges it (public.ack_bot_delivery) after the queue took the jobs; a
+-- scheduled function (private.redeliver_bot_webhooks, every minute through
+-- pg_cron) sends an unacknowledged one again with growing delays, and after
+-- the last attempt gives up: each bot of the space posts a visible `error`
+-- intention (at its deterministic error id) and the record stays, marked
+-- `failed`, for an operator. A record it cannot read is logged with its id
+-- and set aside (`unreadable`); one record never stops the others.
+--
+-- Tuning, in private.settings (numbers; a value that does not parse is
+-- ignored): bot_delivery_max_attempts (6), bot_delivery_retry_seconds (30:
+-- the wait after the first delivery, doubled after each one), up to
+-- bot_delivery_max_retry_seconds (300), and bot_trigger_timeout_ms (5000,
+-- pg_net's timeout per request). With the defaults and a one-minute schedule
+-- the deliveries go out at about 0, 1, 2, 4, 8 and 13 minutes, and the error
+-- notice about 18 minutes after the utterance.
+
+create table private.bot_deliveries (
+  intention_id text primary key,
+  created_at timestamptz not null default now(),
+  -- Webhooks queued in pg_net so far, and when the next one is due.
+  attempts int not null default 0,
+  next_attempt_at timestamptz not null default now(),
+  last_request_id bigint,
+  -- Why the last attempt was not acknowledged, for operators (never shown to users).
+  last_error text,
+  state text not null default 'pending' check (state in ('pending', 'failed', 'unreadable')),
+  settled_at timestamptz
+);
+create index bot_deliveries_due_idx on private.bot_deliveries (next_attempt_at) where state = 'pending';
+comment on table private.bot_deliveries is
+  'Utterances not yet acknowledged by bot-trigger (pending), given up (failed: the space has error notices) or set aside (unreadable). Requeue one with: update private.bot_deliveries set state = ''pending'', attempts = 0, next_attempt_at = now() where intention_id = ...';
+
+create or replace function private.bot_delivery_setting(_key text, _default numeric) returns numeric
+language sql stable
+set search_path = ''
+as $$
+  select coalesce((
+    select s.value::numeric from private.settings s
+    where s.key = _key and s.value ~ '^\s*[0-9]+(\.[0-9]+)?\s*$'
+  ), _default)
+$$;
+
+-- The wait after the n-th delivery before the next one.
+create or replace function private.bot_delivery_backoff(_attempts int) returns interval
+language sql stable
+set search_path = ''
+as $$
+  select make_interval(secs => least(
+    private.bot_delivery_setting('bot_delivery_retry_seconds', 30)
+      * power(2::numeric, least(greatest(_attempts, 1) - 1, 20)),
+    private.bot_delivery_setting('bot_delivery_max_retry_seconds', 300)
+  )::double precision)
+$$;
+
+-- Queues one webhook for the utterance through pg_net and returns pg_net's
+-- request id; raises when it cannot (not configured, pg_net missing, a
+-- malformed URL). The body names the row only: bot-trigger reads it back.
+create or replace function private.post_bot_webhook(_intention_id text) returns bigint
+language plpgsql volatile security definer
+set search_path = ''
+as $$
+declare
+  url text;
+  secret text;
+  header_name text;
+begin
+  select
+    max(value) filter (where key = 'bot_trigger_url'),
+    max(value) filter (where key = 'bot_trigger_secret'),
+    coalesce(max(value) filter (where key = 'bot_trigger_secret_header'), 'x-webhook-secret')
+  into url, secret, header_name
+  from private.settings
+  where key in ('bot_trigger_url', 'bot_trigger_secret', 'bot_trigger_secret_header');
+  if nullif(url, '') is null or nullif(secret, '') is null then
+    raise exception 'bot webhook not configured: set bot_trigger_url and bot_trigger_secret in private.settings';
+  end if;
+  return net.http_post(
+    url := url,
+    body := jsonb_build_object(
+      'type', 'INSERT', 'table', 'intentions', 'schema', 'public',
+      'record', jsonb_build_object('id', _intention_id), 'old_record', null
+    ),
+    headers := jsonb_build_object('Content-Type', 'application/json', header_name, secret),
+    timeout_milliseconds := private.bot_delivery_setting('bot_trigger_timeout_ms', 5000)::int
+  );
+end;
+$$;
+
+-- What pg_net recorded for a request, in a few words for operators (null:
+-- nothing recorded, or pg_net's tables are not there).
+create or replace function private.bot_delivery_outcome(_request_id bigint) returns text
+language plpgsql stable security definer
+set search_path = ''
+as $$
+declare
+  outcome text;
+begin
+  select case
+      when r.status_code is not null then 'bot-trigger answered ' || r.status_code
+      when r.timed_out then 'timed out'
+      else coalesce(left(r.error_msg, 200), 'failed')
+    end
+  into outcome
+  from net._http_response r where r.id = _request_id;
+  return outcome;
+exception when others then
+  return null;
+end;
+$$;
+
+-- One delivery of a record (which the caller has just written or locked):
+-- queue the webhook and count it, whether or not pg_net took it, so a broken
+-- configuration still ends in a notice instead of retrying forever.
+create or replace function private.send_bot_delivery(_intention_id text) returns void
+language plpgsql volatile security definer
+set search_path = ''
+as $$
+declare
+  request_id bigint;
+  failure text;
+begin
+  begin
+    request_id := private.post_bot_webhook(_intention_id);
+  exception when others then
+    failure := sqlerrm;
+    raise warning 'bot webhook not queued for intention %: % (SQLSTATE %)', _intention_id, sqlerrm, sqlstate;
+  end;
+  update private.bot_deliveries d
+  set attempts = d.attempts + 1,
+      last_request_id = request_id,
+      last_error = coalesce(failure, d.last_error),
+      next_attempt_at = now() + private.bot_delivery_backoff(d.attempts + 1)
+  where d.intention_id = _intention_id;
+end;
+$$;
+
+-- The last attempt went unacknowledged: every bot of the space that has
+-- neither answered nor posted a notice posts one, and the record stays.
+create or replace function private.give_up_bot_delivery(_intention_id text, _reason text) returns int
+language plpgsql volatile security definer
+set search_path = ''
+as $$
+declare
+  bot record;
+  attempts int;
+  told text;
+  notices int := 0;
+begin
+  select d.attempts into attempts from private.bot_deliveries d where d.intention_id = _intention_id;
+  told := case
+    when _reason ~ '^bot-trigger answered [0-9]+$' then 'it answered ' || substring(_reason from '[0-9]+$')
+    when _reason = 'timed out' then 'it did not answer in time'
+    when _reason like 'bot webhook not configured%' then 'the webhook is not configured'
+    else 'it could not be reached'
+  end;
+  for bot in
+    select b.id, b.name
+    from public.intentions i
+    join public.beings b on b.location_id = i.location_id and b.bot_model is not null and b.id <> i.owner_id
+    where i.id = _intention_id
+    order by b.id
+  loop
+    continue when exists (
+      select 1 from public.intentions r
+      where r.id in (private.bot_reply_id(bot.id, _intention_id, 'utterance'),
+                     private.bot_reply_id(bot.id, _intention_id, 'error'))
+    );
+    begin
+      perform public.write_bot_reply(
+        bot.id, _intention_id,
+        format('%s could not answer: your message did not reach the bot service after %s attempts (%s).',
+               bot.name, attempts, told),
+        'failed', 'error');
+      notices := notices + 1;
+    exception when others then
+      raise warning 'bot % could not post its error notice for intention %: %', bot.id, _intention_id, sqlerrm;
+    end;
+  end loop;
+  update private.bot_deliveries d
+  set state = 'failed', settled_at = now(), last_error = coalesce(_reason, d.last_error)
+  where d.intention_id = _intention_id;
+  raise warning 'bot webhook for intention % not acknowledged after % deliveries (%): % error notice(s) posted; the record stays in private.bot_deliveries',
+    _intention_id, attempts, coalesce(_reason, 'no response recorded'), notices;
+  return notices;
+end;
+$$;
+
+-- The scheduled job: delivers every due record again, or gives up on it.
+-- Safe to run concurrently (records are locked, others skipped). Returns
+-- what it did: {"sent", "gave_up", "set_aside", "failed"}.
+create or replace function private.redeliver_bot_webhooks(_limit int default 200) returns jsonb
+language plpgsql volatile security definer
+set search_path = ''
+as $$
+declare
+  due record;
+  utterance record;
+  reason text;
+  problem text;
+  max_attempts int := greatest(private.bot_delivery_setting('bot_delivery_max_attempts', 6), 1)::int;
+  sent int := 0;
+  gave_up int := 0;
+  set_aside int := 0;
+  failed int := 0;
+begin
+  for due in
+    select d.intention_id, d.attempts, d.last_request_id, d.last_error
+    from private.bot_deliveries d
+    where d.state = 'pending' and d.next_attempt_at <= now()
+    order by d.next_attempt_at
+    limit greatest(_limit, 1)
+    for update skip locked
+  loop
+    begin
+      select i.id, i.type, exists (
+               select 1 from public.beings s where s.id = i.owner_id and s.bot_model is not null
+             ) as by_bot
+      into utterance
+      from public.intentions i where i.id = due.intention_id;
+      problem := case
+        when utterance.id is null then 'intention not found'
+        when utterance.type is distinct from 'utterance' then 'not an utterance'
+        when utterance.by_bot then 'spoken by a bot'
+      end;
+      if problem is not null then
+        update private.bot_deliveries d
+        set state = 'unreadable', settled_at = now(), last_error = problem
+        where d.intention_id = due.intention_id;
+        raise warning 'bot delivery for intention % set aside: %', due.intention_id, problem;
+        set_aside := set_aside + 1;
+        continue;
+      end if;
+      reason := coalesce(private.bot_delivery_outcome(due.last_request_id), due.last_error);
+      if due.attempts >= max_attempts then
+        perform private.give_up_bot_delivery(due.intention_id, reason);
+        gave_up := gave_up + 1;
+      else
+        update private.bot_deliveries d set last_error = reason where d.intention_id = due.intention_id;
+        perform private.send_bot_delivery(due.intention_id);
+        sent := sent + 1;
+      end if;
+    exception when others then
+      -- Whatever went wrong with this record, the others still go out.
+      raise warning 'bot delivery for intention % failed: % (SQLSTATE %)', due.intention_id, sqlerrm, sqlstate;
+      failed := failed + 1;
+      begin
+        update private.bot_deliveries d
+        set state = 'unreadable', settled_at = now(), last_error = left(sqlerrm, 500)
+        where d.intention_id = due.intention_id;
+      exception when others then
+        raise warning 'bot delivery for intention % could not be set aside: %', due.intention_id, sqlerrm;
+      end;
+    end;
+  end loop;
+  -- Settled records are kept 30 days for operators.
+  delete from private.bot_deliveries d
+  where d.state <> 'pending' and d.settled_at < now() - interval '30 days';
+  return jsonb_build_object('sent', sent, 'gave_up', gave_up, 'set_aside', set_aside, 'failed', failed);
+end;
+$$;
+
+-- The webhook trigger, as before, plus: spaces without bots get no webhook
+-- (nobody would answer), and the delivery record is written in the
+-- utterance's own transaction before the first webhook is queued.
+create or replace function private.queue_bot_trigger_webhook() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+begin
+  if exists (select 1 from public.beings b where b.id = new.owner_id and b.bot_model is not null)
+     or not exists (
+       select 1 from public.beings b where b.location_id = new.location_id and b.bot_model is not null
+     ) then
+    return null;
+  end if;
+  if not exists (
+    select 1 from private.settings s where s.key = 'bot_trigger_url' and nullif(s.value, '') is not null
+  ) or not exists (
+    select 1 from private.settings s where s.key = 'bot_trigger_secret' and nullif(s.value, '') is not null
+  ) then
+    raise warning 'bot webhook not configured: set bot_trigger_url and bot_trigger_secret in private.settings';
+    return null;
+  end if;
+  insert into private.bot_deliveries (intention_id) values (new.id) on conflict (intention_id) do nothing;
+  perform private.send_bot_delivery(new.id);
+  return null;
+end;
+$$;
+
+-- bot-trigger, once the queue has taken the utterance's jobs (or found there
+-- are none): the pending record is done. Returns whether there was one.
+create or replace function public.ack_bot_delivery(_intention_id text) returns boolean
+language sql volatile security definer
+set search_path = ''
+as $$
+  with settled as (
+    delete from private.bot_deliveries d
+    where d.intention_id = _intention_id and d.state = 'pending'
+    returning 1
+  )
+  select exists (select 1 from settled)
+$$;
+revoke execute on function public.ack_bot_delivery(text) from public, anon, authenticated;
+grant execute on function public.ack_bot_delivery(text) to service_role;
+
+-- The schedule. pg_cron is one of hosted Supabase's privileged extensions
+-- (postgres may create it; Supabase's event trigger then grants postgres the
+-- cron schema) and keeps its jobs in the database named by
+-- cron.database_name: `postgres`, the project's database on hosted. In any
+-- other database (a local test template, say) pg_cron refuses to be created
+-- and nothing is scheduled there: whoever runs such a database calls
+-- private.redeliver_bot_webhooks() on its own schedule (make dev does).
+-- pg_cron before 1.5 schedules by the minute only, hence '* * * * *'.
+do $$
+begin
+  begin
+    create extension if not exists pg_cron with schema pg_catalog;
+  exception when raise_exception then
+    -- pg_cron's own install script refuses any other database this way.
+    if sqlerrm not like 'can only create extension in database %' then
+      raise;
+    end if;
+    raise notice 'bot webhook redelivery not scheduled in database %: %', current_database(), sqlerrm;
+    return;
+  end;
+  perform cron.schedule('redeliver-bot-webhooks', '* * * * *', 'select private.redeliver_bot_webhooks()');
+end
+$$;

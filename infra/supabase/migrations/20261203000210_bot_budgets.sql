@@ -1,0 +1,202 @@
+-- Per-bot (and per-space) daily budgets of model tokens (issue 28).
+--
+-- Before a bot calls its model the worker asks reserve_bot_tokens for a
+-- hold of the most the reply can cost (its prompt, estimated, plus the
+-- reply's max_tokens); after the reply, record_bot_tokens replaces the hold
+-- with what the provider says it spent (or an estimate from the text). A
+-- hold is granted while the day's spent tokens plus the holds of replies in
+-- flight are below the budget, so past it only the one reply that crossed
+-- it finishes: the budget is overrun by at most one reply. Refused, the
+-- bot writes a short notice instead of calling the model.
+--
+-- Budgets are rows of private.bot_budgets an operator changes in the SQL
+-- editor (README, "Limits"). Days are UTC.
+
+create table private.bot_budgets (
+  scope text not null check (scope in ('bot', 'space')),
+  -- A bot's or a space's being id; '*' is the budget of every one without its own row.
+  subject text not null check (char_length(subject) between 1 and 255),
+  tokens_per_day bigint not null check (tokens_per_day >= 0),
+  primary key (scope, subject)
+);
+
+-- About 100 to 200 answers a day with a few lines of context; 0 stops a
+-- bot (or a space's bots) from calling the model at all. No space budget
+-- by default.
+insert into private.bot_budgets (scope, subject, tokens_per_day) values ('bot', '*', 250000);
+
+-- What each bot and each space spent, per UTC day: also the operator's view.
+create table private.bot_token_usage (
+  scope text not null check (scope in ('bot', 'space')),
+  subject text not null,
+  day date not null,
+  tokens bigint not null default 0,
+  -- Of `tokens`, those estimated from the text (the provider reported none).
+  estimated_tokens bigint not null default 0,
+  replies integer not null default 0,
+  refused integer not null default 0,
+  primary key (scope, subject, day)
+);
+
+-- Replies in flight. A job that dies without recording leaves its hold
+-- until it expires; the same job redelivered takes the same row.
+create table private.bot_token_holds (
+  bot_id text not null,
+  trigger_id text not null,
+  space_id text not null,
+  tokens bigint not null check (tokens >= 0),
+  expires_at timestamptz not null,
+  primary key (bot_id, trigger_id)
+);
+create index bot_token_holds_space_idx on private.bot_token_holds (space_id);
+
+revoke all on private.bot_budgets, private.bot_token_usage, private.bot_token_holds
+  from public, anon, authenticated, service_role;
+
+-- The budget of a bot or space: its own row, else the '*' row, else none.
+create or replace function private.bot_budget(_scope text, _subject text) returns bigint
+language sql stable
+set search_path = ''
+as $$
+  select b.tokens_per_day from private.bot_budgets b
+  where b.scope = _scope and b.subject in (_subject, '*')
+  order by b.subject = '*'
+  limit 1
+$$;
+
+-- Null while (scope, subject) may spend; else why not. Locks the day's
+-- ledger row, so concurrent reservations against one budget take turns and
+-- each sees the holds granted before it.
+create or replace function private.bot_budget_refusal(
+  _scope text, _subject text, _bot_id text, _trigger_id text, _day date
+) returns jsonb
+language plpgsql volatile
+set search_path = ''
+as $$
+declare
+  budget bigint := private.bot_budget(_scope, _subject);
+  spent bigint;
+  held bigint;
+begin
+  if budget is null then
+    return null;
+  end if;
+  insert into private.bot_token_usage (scope, subject, day) values (_scope, _subject, _day)
+  on conflict do nothing;
+  select u.tokens into spent from private.bot_token_usage u
+  where (u.scope, u.subject, u.day) = (_scope, _subject, _day)
+  for update;
+  select coalesce(sum(h.tokens), 0) into held from private.bot_token_holds h
+  where case _scope when 'bot' then h.bot_id = _subject else h.space_id = _subject end
+    and h.expires_at > now()
+    and (h.bot_id, h.trigger_id) <> (_bot_id, _trigger_id);
+  if spent + held < budget then
+    return null;
+  end if;
+  update private.bot_token_usage u set refused = u.refused + 1
+  where (u.scope, u.subject, u.day) = (_scope, _subject, _day);
+  return jsonb_build_object(
+    'granted', false, 'scope', _scope, 'budget', budget, 'spent', spent, 'held', held,
+    -- In UTC whatever the session's TimeZone.
+    'resets_at', to_char(_day + 1, 'YYYY-MM-DD"T00:00:00Z"')
+  );
+end;
+$$;
+
+-- A hold of `_tokens` for the bot's answer to `_trigger_id`, or a refusal:
+-- {"granted": true, "hold_seconds": n} or {"granted": false, "scope":
+-- "bot"|"space", "budget", "spent", "held", "resets_at"}.
+create or replace function public.reserve_bot_tokens(
+  _bot_id text, _trigger_id text, _tokens bigint
+) returns jsonb
+language plpgsql volatile security definer
+set search_path = ''
+as $$
+declare
+  today date := (now() at time zone 'UTC')::date;
+  space_id text;
+  refusal jsonb;
+  -- Longer than any reply may take (the worker's timeout is 90 s), shorter
+  -- than the queue's redelivery (720 s): a dead job's hold is gone before
+  -- its retry.
+  hold_for interval := interval '5 minutes';
+begin
+  if _tokens is null or _tokens < 0 then
+    perform private.raise_api_error(400, 'invalid_tokens', 'tokens must be zero or more');
+  end if;
+  if not exists (select 1 from public.beings b where b.id = _bot_id and b.bot_model is not null) then
+    perform private.raise_api_error(404, 'unknown_bot', 'no such bot');
+  end if;
+  select i.location_id into space_id from public.intentions i where i.id = _trigger_id;
+  if space_id is null then
+    perform private.raise_api_error(404, 'unknown_trigger', 'no such intention');
+  end if;
+
+  delete from private.bot_token_holds h where h.bot_id = _bot_id and h.expires_at <= now();
+  -- Always the bot's ledger first, then the space's: no two jobs wait on each other in turn.
+  refusal := coalesce(
+    private.bot_budget_refusal('bot', _bot_id, _bot_id, _trigger_id, today),
+    private.bot_budget_refusal('space', space_id, _bot_id, _trigger_id, today)
+  );
+  if refusal is not null then
+    delete from private.bot_token_holds h where h.bot_id = _bot_id and h.trigger_id = _trigger_id;
+    return refusal;
+  end if;
+
+  insert into private.bot_token_holds (bot_id, trigger_id, space_id, tokens, expires_at)
+  values (_bot_id, _trigger_id, space_id, _tokens, now() + hold_for)
+  on conflict (bot_id, trigger_id) do update
+    set space_id = excluded.space_id, tokens = excluded.tokens, expires_at = excluded.expires_at;
+  return jsonb_build_object('granted', true, 'hold_seconds', extract(epoch from hold_for)::int);
+end;
+$$;
+
+-- Adds a reply's tokens to a bot's or a space's day; returns the day's total.
+create or replace function private.add_bot_tokens(
+  _scope text, _subject text, _day date, _tokens bigint, _estimated boolean
+) returns bigint
+language sql volatile
+set search_path = ''
+as $$
+  insert into private.bot_token_usage as u (scope, subject, day, tokens, estimated_tokens, replies)
+  values (_scope, _subject, _day, _tokens, case when _estimated then _tokens else 0 end, 1)
+  on conflict (scope, subject, day) do update
+    set tokens = u.tokens + excluded.tokens,
+        estimated_tokens = u.estimated_tokens + excluded.estimated_tokens,
+        replies = u.replies + 1
+  returning u.tokens
+$$;
+
+-- What a reply spent: the hold is released and `_tokens` added to today's
+-- spending of the bot and of its space. Returns the day's totals.
+create or replace function public.record_bot_tokens(
+  _bot_id text, _trigger_id text, _tokens bigint, _estimated boolean default false
+) returns jsonb
+language plpgsql volatile security definer
+set search_path = ''
+as $$
+declare
+  today date := (now() at time zone 'UTC')::date;
+  space_id text;
+begin
+  if _tokens is null or _tokens < 0 then
+    perform private.raise_api_error(400, 'invalid_tokens', 'tokens must be zero or more');
+  end if;
+  delete from private.bot_token_holds h
+  where h.bot_id = _bot_id and h.trigger_id = _trigger_id
+  returning h.space_id into space_id;
+  if space_id is null then
+    select i.location_id into space_id from public.intentions i where i.id = _trigger_id;
+  end if;
+  return jsonb_build_object(
+    'bot_tokens_today', private.add_bot_tokens('bot', _bot_id, today, _tokens, _estimated),
+    'space_tokens_today', case when space_id is not null
+      then private.add_bot_tokens('space', space_id, today, _tokens, _estimated) end
+  );
+end;
+$$;
+
+revoke execute on function public.reserve_bot_tokens(text, text, bigint) from public, anon, authenticated;
+revoke execute on function public.record_bot_tokens(text, text, bigint, boolean) from public, anon, authenticated;
+grant execute on function public.reserve_bot_tokens(text, text, bigint) to service_role;
+grant execute on function public.record_bot_tokens(text, text, bigint, boolean) to service_role;
