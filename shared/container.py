@@ -8,8 +8,9 @@ Imports of what is not used are never paid for.
 
 Every HTTP client (JWKS, PostgREST, GoTrue, the model provider) comes from
 `http_client`: one TLS context per container (shared.tls: building one
-costs tens of milliseconds, once per client otherwise), and one
-transport, whose connections `close_connections` can drop (SnapStart's
+costs tens of milliseconds, once per client otherwise), and one pool
+(shared.http_transport: httpx's own transport, the environment's proxies
+mounted), whose connections `close_connections` closes (SnapStart's
 before-snapshot hook) while the clients stay usable.
 """
 
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
     from shared.auth.verifier import TokenVerifier
     from shared.bots.settings import BotTriggerSettings, BotWorkerSettings
     from shared.db.port import Database
-    from shared.http_transport import StdlibTransport
+    from shared.http_transport import Outbound
     from shared.queue import JobQueue
 
 T = TypeVar("T")
@@ -81,39 +82,30 @@ def _build_tls_context() -> ssl.SSLContext:
 _tls_context = _Slot(_build_tls_context)
 
 
-def _build_transport() -> StdlibTransport:
-    from shared.http_transport import StdlibTransport
+def _build_outbound() -> Outbound:
+    from shared.http_transport import Outbound
 
-    return StdlibTransport(_tls_context.get())
-
-
-_transport = _Slot(_build_transport, lambda transport: transport.close())
+    return Outbound(_tls_context.get())
 
 
-def http_transport() -> StdlibTransport:
-    """The container's connection pool, on its TLS context (http.client under
-    httpx: see shared.http_transport for why), shared by every client. The
-    JWKS, PostgREST and GoTrue are one origin, so a cold start's first
-    request opens one connection (one TLS handshake) to Supabase, not one
-    per client."""
-    return _transport.get()
+_outbound = _Slot(_build_outbound, lambda outbound: outbound.close())
 
 
 def http_client(timeout: float, *, connect: float | None = None, **options: Any) -> httpx.Client:
-    """An HTTP/1.1 client on the container's TLS context; `timeout` bounds each
-    read and write, `connect` (default: the smaller of 2 s and `timeout`) the
-    connection."""
+    """An HTTP/1.1 client on the container's pool and TLS context; `timeout`
+    bounds each read and write (and the wait for a pooled connection),
+    `connect` (default: the smaller of 2 s and `timeout`) the connection."""
     import httpx
 
     limits = httpx.Timeout(timeout, connect=min(timeout, 2.0) if connect is None else connect)
-    return httpx.Client(timeout=limits, transport=http_transport(), **options)
+    return _outbound.get().client(limits, **options)
 
 
 def close_connections() -> None:
     """Closes every pooled HTTP connection; the clients reconnect on next use."""
-    transport = _transport.peek()
-    if transport is not None:
-        transport.close()
+    outbound = _outbound.peek()
+    if outbound is not None:
+        outbound.close()
 
 
 def _load_settings() -> Settings:
@@ -136,8 +128,7 @@ def _build_database() -> Database:
         config.supabase_url,
         config.supabase_anon_key.get_secret_value(),
         service_key.get_secret_value() if service_key else None,
-        timeout_seconds=config.database_timeout_seconds,
-        transport=http_transport(),
+        http=http_client(config.database_timeout_seconds),
     )
 
 
@@ -149,8 +140,10 @@ def _build_jwks() -> JwksCache:
 
 
 def _build_verifier() -> TokenVerifier:
+    from shared.auth.jws import self_test
     from shared.auth.verifier import TokenVerifier
 
+    self_test()  # ES256 verified once at init: broken crypto stops the cold start, named
     config = settings()
     secret = config.supabase_jwt_secret
     return TokenVerifier(
@@ -200,7 +193,7 @@ _queue: _Slot[JobQueue] = _Slot(_build_queue)
 _llm_http: _Slot[httpx.Client] = _Slot(_build_llm_http, lambda http: http.close())
 _sqs: _Slot[Any] = _Slot(_build_sqs)
 _ALL: tuple[_Slot[Any], ...] = (
-    _transport,
+    _outbound,
     _settings,
     _database,
     _jwks,
@@ -220,7 +213,10 @@ def settings() -> Settings:
 def configured(*more: Callable[[], object]) -> None:
     """Loads the settings (and `more`) at cold start. A configuration error
     ends the process with one line naming the variable or parameter and what
-    to do: a traceback through our modules would only hide it."""
+    to do, and so does a failed start-up check (ES256's test vector): a
+    traceback through our modules would only hide it."""
+    from shared.auth.jws import CryptoSelfTestFailed
+
     try:
         if settings().database_url is not None and find_spec("psycopg") is None:
             raise ConfigurationError(
@@ -231,6 +227,8 @@ def configured(*more: Callable[[], object]) -> None:
             load_more()
     except ConfigurationError as exc:
         raise SystemExit(f"configuration error: {exc}") from None
+    except CryptoSelfTestFailed as exc:
+        raise SystemExit(f"cold start stopped: {exc}") from None
 
 
 def database() -> Database:

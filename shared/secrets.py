@@ -115,14 +115,15 @@ def _from_extension(parameters: list[str], env: Mapping[str, str]) -> dict[str, 
 
 
 def _extension_get(parameter: str, port: int, token: str, deadline: float) -> str:
+    # The standard library's client (loaded by httpx anyway): a loopback call
+    # needs no pool, TLS or proxy (an HTTP(S)_PROXY for the function's egress
+    # must not see it).
     import http.client
-
-    from shared.connections import Connection
 
     path = f"/systemsmanager/parameters/get?name={quote(parameter, safe='')}&withDecryption=true"
     headers = {"X-Aws-Parameters-Secrets-Token": token}
     while True:
-        connection = Connection("localhost", port, timeout=5)
+        connection = http.client.HTTPConnection("localhost", port, timeout=5)
         try:
             connection.request("GET", path, headers=headers)
             response = connection.getresponse()

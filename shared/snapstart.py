@@ -71,32 +71,6 @@ def run_after_restore() -> None:
         hook()
 
 
-# A fixed ES256 test vector (not a credential: its private key was thrown
-# away): priming verifies it, which needs no randomness, so no random
-# generator state of cryptography's OpenSSL is made before the snapshot.
-_PRIMING_JWK = {
-    "kty": "EC",
-    "crv": "P-256",
-    "x": "9cjTw-4bCt3TInWMP5N3kirVGx7ZpVWv411Eu79d3yA",
-    "y": "XUlKLjdOno4Fa0C4w4GnNOYROF151uMMXnDk2NzqKqw",
-}
-_PRIMING_JWT = (
-    "eyJhbGciOiJFUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJzbmFwc3RhcnQtcHJpbWluZyJ9."
-    "Rzd8CIPbglohwwh1laCXMUqoOAMC3o9LYDV8vtof6L90QMJVu98t3hKal6RpP1pdZeufbVMtueqiqKf9OvO4xA"
-)
-
-
-def exercise_crypto() -> None:
-    """Verifies a fixed ES256 token: cryptography and OpenSSL's ECDSA code
-    loaded and initialised before the snapshot, without drawing on any
-    random generator."""
-    from shared.auth.jws import CompactJws, key_from_jwk
-
-    key = key_from_jwk(_PRIMING_JWK)
-    if key is None or not key.verifies(CompactJws.parse(_PRIMING_JWT)):
-        raise RuntimeError("SnapStart priming: the fixed ES256 test vector did not verify")
-
-
 def _reseed() -> None:
     # `random` would otherwise replay the same sequence in every container
     # restored from one snapshot (uuid4 and `secrets` read os.urandom).

@@ -10,6 +10,7 @@ and delay its retry (README, "Deploy")."""
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import time
 from typing import Any
@@ -112,8 +113,14 @@ def record_handler(record: SQSRecord, lambda_context: Any = None) -> str:
 
 
 def _handle(event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
-    return process_partial_response(
-        event=event, record_handler=record_handler, processor=processor, context=context
+    # In a copy of the context: the correlation id each record sets
+    # (shared.logs) ends with the invocation.
+    return contextvars.copy_context().run(
+        process_partial_response,
+        event=event,
+        record_handler=record_handler,
+        processor=processor,
+        context=context,
     )
 
 

@@ -102,7 +102,8 @@ def make_handler(handlers: dict[str, Any]) -> type[BaseHTTPRequestHandler]:
         protocol_version = "HTTP/1.1"
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: ARG002
-            logging.getLogger("dev.http").info("%s %s", self.command, self.path)
+            # DEBUG: each function writes its own access line (shared.logs)
+            logging.getLogger("dev.http").debug("%s %s", self.command, self.path)
 
         def _send(
             self, status: int, headers: dict[str, str], cookies: list[str], body: bytes

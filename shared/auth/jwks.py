@@ -1,5 +1,7 @@
 """The project's signing keys, fetched once per container and refetched, at
 most every `min_refetch_seconds`, when a token names a key we do not know.
+A key is named by its `kid` and the algorithm together: RFC 7517 4.5 lets
+keys of different types share a `kid`, and each must stay usable.
 A fetch that fails is not retried for `failure_backoff_seconds`: while Auth
 is down, tokens naming unknown keys (anyone can send those) must not each
 wait for another timed-out fetch.
@@ -38,24 +40,25 @@ class JwksCache:
         self._min_refetch = min_refetch_seconds
         self._failure_backoff = failure_backoff_seconds
         self._clock = clock
-        self._keys: dict[str, VerifyingKey] = {}
+        self._keys: dict[tuple[str, str], tuple[VerifyingKey, ...]] = {}
         self._fetched_at: float | None = None
         self._failed_at: float | None = None
         self._lock = threading.Lock()
 
-    def key(self, kid: str) -> VerifyingKey | None:
-        """The key with this id, refetching the set if allowed; None if
-        unknown; ServiceUnavailable while no key could ever be fetched."""
-        known = self._keys.get(kid)
-        if known is not None:
+    def keys(self, kid: str, algorithm: str) -> tuple[VerifyingKey, ...]:
+        """The keys with this id for this algorithm (usually one), refetching
+        the set if allowed; none if unknown; ServiceUnavailable while no key
+        could ever be fetched."""
+        known = self._keys.get((kid, algorithm))
+        if known:
             return known
         with self._lock:
-            if kid not in self._keys:
+            if (kid, algorithm) not in self._keys:
                 if self._may_refetch():
                     self._keys = self._fetch()
                 elif self._failed_at is not None and not self._keys:
                     raise self._unavailable()
-            return self._keys.get(kid)
+            return self._keys.get((kid, algorithm), ())
 
     def prefetch(self) -> None:
         """Fetches the set once if never fetched; an outage is not an error
@@ -83,7 +86,7 @@ class JwksCache:
         elapsed: float = self._clock() - last
         return elapsed >= interval or elapsed < 0
 
-    def _fetch(self) -> dict[str, VerifyingKey]:
+    def _fetch(self) -> dict[tuple[str, str], tuple[VerifyingKey, ...]]:
         started = self._clock()
         try:
             response = self._http.get(self._url)
@@ -96,11 +99,12 @@ class JwksCache:
                 return self._keys
             raise self._unavailable() from exc
         self._fetched_at, self._failed_at = started, None
-        keys: dict[str, VerifyingKey] = {}
+        keys: dict[tuple[str, str], tuple[VerifyingKey, ...]] = {}
         for jwk in document.get("keys", []) if isinstance(document, dict) else []:
-            if not isinstance(jwk, dict) or not jwk.get("kid"):
+            if not isinstance(jwk, dict) or not isinstance(jwk.get("kid"), str) or not jwk["kid"]:
                 continue
             key = key_from_jwk(jwk)
             if key is not None:  # a key we cannot use is simply not a candidate
-                keys[str(jwk["kid"])] = key
+                named = (jwk["kid"], key.algorithm)
+                keys[named] = (*keys.get(named, ()), key)
         return keys

@@ -10,10 +10,14 @@ valid? The caller (shared.auth.verifier) chooses the key from the header and
 checks the claims.
 
 Strict where a lenient parser would let an attacker choose how bytes are
-read: exactly three segments of the base64url alphabet, an ES256 signature
-of exactly 64 bytes (r || s, RFC 7518 3.4; not DER), a P-256 point that is
-on the curve, an RSA modulus of at least 2048 bits, no `crit` header (no
-extension is understood, RFC 7515 4.1.11).
+read: exactly three segments, each canonical base64url (the alphabet only,
+no padding, no non-zero trailing bits: one token has one encoding), JSON in
+UTF-8, an ES256 signature of exactly 64 bytes (r || s, RFC 7518 3.4; not
+DER), a P-256 point that is on the curve, an RSA modulus of at least 2048
+bits, no `crit` header (no extension is understood, RFC 7515 4.1.11).
+tests/unit/test_jwt_differential.py holds this module and the verifier to
+PyJWT's behaviour over generated tokens, listing where they are stricter
+and the RFC sentence that says so.
 """
 
 from __future__ import annotations
@@ -41,21 +45,26 @@ class MalformedToken(ValueError):
 
 
 def b64url_decode(segment: str) -> bytes:
-    """Unpadded base64url (RFC 7515 2); anything outside its alphabet is refused,
-    where the standard decoder would silently skip it."""
+    """Canonical unpadded base64url (RFC 7515 2): anything outside its
+    alphabet is refused, where the standard decoder would silently skip it,
+    and so are padding and non-zero trailing bits (which let one token be
+    written several ways)."""
     if not _SEGMENT.fullmatch(segment):
         raise MalformedToken("not base64url")
     try:
-        return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+        raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
     except (binascii.Error, ValueError):
         raise MalformedToken("not base64url") from None
+    if base64.urlsafe_b64encode(raw).rstrip(b"=") != segment.encode("ascii"):
+        raise MalformedToken("not canonical base64url")
+    return raw
 
 
-def json_object(data: bytes | str) -> dict[str, Any]:
-    """A JSON object, or MalformedToken (arrays, scalars, bad UTF-8, nesting
-    too deep to parse)."""
+def json_object(data: bytes) -> dict[str, Any]:
+    """A JSON object in UTF-8 (RFC 7515 5.2), or MalformedToken (arrays,
+    scalars, other encodings, a byte order mark, nesting too deep to parse)."""
     try:
-        value = json.loads(data)
+        value = json.loads(data.decode("utf-8"))
     except (ValueError, RecursionError):
         raise MalformedToken("not JSON") from None
     if not isinstance(value, dict):
@@ -65,23 +74,22 @@ def json_object(data: bytes | str) -> dict[str, Any]:
 
 class CompactJws:
     """A token split and decoded as far as is safe before its signature is
-    checked. (Plain classes here and in shared.auth.principal: a dataclass
+    checked: the payload's JSON is read only once the signature is known to
+    be good. (Plain classes here and in shared.auth.principal: a dataclass
     compiles its methods at import, about 1 ms of every cold start each.)"""
 
-    __slots__ = ("header", "payload_segment", "signature", "signing_input")
+    __slots__ = ("header", "payload_octets", "signature", "signing_input")
 
     def __init__(
-        self, header: dict[str, Any], payload_segment: str, signing_input: bytes, signature: bytes
+        self, header: dict[str, Any], payload_octets: bytes, signing_input: bytes, signature: bytes
     ) -> None:
         self.header = header
-        self.payload_segment = payload_segment
+        self.payload_octets = payload_octets
         self.signing_input = signing_input
         self.signature = signature
 
     @classmethod
     def parse(cls, token: str) -> CompactJws:
-        """Splits and decodes the header and signature; the payload stays
-        encoded until the signature is known to be good."""
         parts = token.split(".")
         if len(parts) != 3:
             raise MalformedToken("not three segments")
@@ -89,17 +97,19 @@ class CompactJws:
         header = json_object(b64url_decode(header_segment))
         if "crit" in header:
             raise MalformedToken("critical header extensions are not supported")
-        if not _SEGMENT.fullmatch(payload_segment):
-            raise MalformedToken("not base64url")
+        if not isinstance(header.get("kid", ""), str):
+            raise MalformedToken("kid is not a string")  # RFC 7515 4.1.4
+        if header.get("b64", True) is False:
+            raise MalformedToken("unencoded payloads (RFC 7797) are not supported")
         return cls(
             header=header,
-            payload_segment=payload_segment,
+            payload_octets=b64url_decode(payload_segment),
             signing_input=f"{header_segment}.{payload_segment}".encode("ascii"),
             signature=b64url_decode(signature_segment),
         )
 
     def payload(self) -> dict[str, Any]:
-        return json_object(b64url_decode(self.payload_segment))
+        return json_object(self.payload_octets)
 
 
 class VerifyingKey:
@@ -186,36 +196,68 @@ def _es256(jwk: Mapping[str, Any]) -> VerifyingKey | None:
     return VerifyingKey("ES256", verify)
 
 
+class CryptoSelfTestFailed(RuntimeError):
+    """ES256 verification fails its fixed test vector: the installed
+    cryptography is broken for us."""
+
+
+# A fixed ES256 test vector (not a credential: its private key was thrown
+# away). Verifying it needs no randomness, so it may also run while a
+# SnapStart snapshot is being prepared.
+_TEST_JWK = {
+    "kty": "EC",
+    "crv": "P-256",
+    "x": "9cjTw-4bCt3TInWMP5N3kirVGx7ZpVWv411Eu79d3yA",
+    "y": "XUlKLjdOno4Fa0C4w4GnNOYROF151uMMXnDk2NzqKqw",
+}
+_TEST_JWS = (
+    "eyJhbGciOiJFUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJzbmFwc3RhcnQtcHJpbWluZyJ9."
+    "Rzd8CIPbglohwwh1laCXMUqoOAMC3o9LYDV8vtof6L90QMJVu98t3hKal6RpP1pdZeufbVMtueqiqKf9OvO4xA"
+)
+
+
+def self_test() -> None:
+    """Verifies the fixed test vector, and refuses it with one byte of its
+    signature changed. Run at every cold start that builds a verifier: the
+    EC code a first ES256 token needs is loaded during init (which Lambda
+    runs at full CPU, and a SnapStart snapshot keeps), and a cryptography
+    that cannot verify stops the cold start with one line naming the cause
+    instead of every ES256 request failing."""
+    jws = CompactJws.parse(_TEST_JWS)
+    bent = bytes([jws.signature[0] ^ 1]) + jws.signature[1:]
+    try:
+        _ecdsa_over_sha256()  # its own errors named (key_from_jwk would only say "unusable")
+        key = key_from_jwk(_TEST_JWK)
+        verified = key is not None and key.verifies(jws)
+        refused = key is not None and not key._verify(jws.signing_input, bent)
+    except Exception as exc:
+        raise CryptoSelfTestFailed(
+            f"ES256 verification failed its test vector ({type(exc).__name__}: {exc}): "
+            "check the cryptography release shipped in the artifact"
+        ) from exc
+    if not (verified and refused):
+        failure = (
+            "could not load the test vector's key"
+            if key is None
+            else "accepted a bent signature"
+            if verified
+            else "refused a valid signature"
+        )
+        raise CryptoSelfTestFailed(
+            f"ES256 verification {failure}: check the cryptography release shipped in the artifact"
+        )
+
+
 @functools.cache
 def _ecdsa_over_sha256() -> ECDSA:
     """ECDSA over SHA-256, to verify with (one instance: it holds no state).
-
-    ec.ECDSA's constructor imports cryptography's OpenSSL backend module
-    (every cipher and mode, about 6 ms of a cold start) only to check whether
-    deterministic signing is supported, which verifying never uses; this
-    subclass skips it and has the public properties the verifier reads. Should
-    a cryptography release forbid that, the error is loud (RuntimeError), not
-    every ES256 key silently dropped as unusable."""
+    (Until issue 22 a subclass skipped its constructor's import of
+    cryptography's OpenSSL backend module; measured side by side, that saved
+    nothing outside the noise, so the library's own class is used.)"""
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.hazmat.primitives.hashes import SHA256
 
-    try:
-
-        class Sha256Ecdsa(ec.ECDSA):
-            def __init__(self) -> None:
-                pass  # not ec.ECDSA's: see above
-
-            @property
-            def algorithm(self) -> SHA256:
-                return SHA256()
-
-            @property
-            def deterministic_signing(self) -> bool:
-                return False
-
-        return Sha256Ecdsa()
-    except Exception as exc:
-        raise RuntimeError(f"cannot build ECDSA over SHA-256 to verify with: {exc}") from exc
+    return ec.ECDSA(SHA256())
 
 
 def _rs256(jwk: Mapping[str, Any]) -> VerifyingKey | None:

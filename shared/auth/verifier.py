@@ -7,12 +7,16 @@ issuer must be the project's GoTrue (`SUPABASE_URL` + `/auth/v1`), so a token
 signed for another project or service sharing a key is refused.
 
 Tokens come from anyone: size and nesting are bounded before any parsing, so
-a hostile header is a 401, never a RecursionError.
+a hostile header is a 401, never a RecursionError. Keys are chosen by `kid`
+and `alg` together; the registered claims are read as RFC 7519 4.1 types
+them, and the subject must be a user id exactly as GoTrue writes it (a
+canonical UUID), so nothing else ever reaches the database as one.
 """
 
 from __future__ import annotations
 
 import math
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -30,6 +34,9 @@ LEEWAY_SECONDS = 30
 MAX_TOKEN_CHARS = 16 * 1024
 MAX_HEADER_SEGMENT_CHARS = 1024
 REQUIRED_CLAIMS = ("exp", "sub", "aud", "iss")
+# A user id as GoTrue writes `sub`: lowercase, hyphenated. uuid.UUID would
+# also take braces, `urn:uuid:` and upper case.
+CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 class TokenVerifier:
@@ -52,10 +59,10 @@ class TokenVerifier:
         claims = self.claims(token, verify_exp=verify_exp)
         if claims.get("role") != "authenticated":
             raise Unauthorized("token is not a signed-in user's", code="invalid_token")
-        try:
-            user_id = uuid.UUID(str(claims["sub"]))
-        except (KeyError, ValueError):
-            raise Unauthorized("token has no valid subject", code="invalid_token") from None
+        subject = claims["sub"]  # a string: checked with the claims
+        if not CANONICAL_UUID.fullmatch(subject):
+            raise Unauthorized("token has no valid subject", code="invalid_token")
+        user_id = uuid.UUID(subject)
         return Principal(user_id=user_id, role="authenticated", claims=claims, token=token)
 
     def claims(self, token: str, *, verify_exp: bool = True) -> dict[str, Any]:
@@ -67,8 +74,7 @@ class TokenVerifier:
             jws = CompactJws.parse(token)
         except MalformedToken:
             raise Unauthorized("malformed token", code="invalid_token") from None
-        key = self._key_for(jws.header)
-        if not key.verifies(jws):
+        if not any(key.verifies(jws) for key in self._keys_for(jws.header)):
             raise Unauthorized("invalid token", code="invalid_token")
         try:
             claims = jws.payload()
@@ -77,18 +83,19 @@ class TokenVerifier:
         self._check(claims, verify_exp=verify_exp)
         return claims
 
-    def _key_for(self, header: dict[str, Any]) -> VerifyingKey:
-        """The key the header names, for the algorithm it names: the key's own
-        algorithm must match, so `none` and HS/RS confusion never verify."""
+    def _keys_for(self, header: dict[str, Any]) -> tuple[VerifyingKey, ...]:
+        """The keys the header names by `kid`, for the algorithm it names:
+        a key's own algorithm must match, so `none` and HS/RS confusion
+        never verify."""
         alg = header.get("alg")
         if alg in ("ES256", "RS256"):
-            kid = header.get("kid")
-            key = self._jwks.key(kid) if isinstance(kid, str) and kid else None
-            if key is None or key.algorithm != alg:
+            kid = header.get("kid")  # a string if present (CompactJws)
+            keys = self._jwks.keys(kid, alg) if kid else ()
+            if not keys:
                 raise Unauthorized("token signed by an unknown key", code="invalid_token")
-            return key
+            return keys
         if alg == "HS256" and self._hs256 is not None:
-            return self._hs256
+            return (self._hs256,)
         raise Unauthorized("token algorithm not accepted", code="invalid_token")
 
     def _check(self, claims: dict[str, Any], *, verify_exp: bool) -> None:
@@ -105,13 +112,22 @@ class TokenVerifier:
             or times.get("iat", now) > now + LEEWAY_SECONDS
         ):
             raise Unauthorized("token is not valid yet", code="invalid_token")
+        # aud: a string, or an array of strings (RFC 7519 4.1.3)
         audience = claims["aud"]
         audiences = [audience] if isinstance(audience, str) else audience
-        if not isinstance(audiences, list) or AUDIENCE not in audiences:
+        if (
+            not isinstance(audiences, list)
+            or not all(isinstance(a, str) for a in audiences)
+            or AUDIENCE not in audiences
+        ):
             raise Unauthorized("invalid token", code="invalid_token")
         if claims["iss"] != self._issuer or not isinstance(claims["sub"], str):
             raise Unauthorized("invalid token", code="invalid_token")
-        if verify_exp and times["exp"] <= now - LEEWAY_SECONDS:
+        if not isinstance(claims.get("jti", ""), str):  # RFC 7519 4.1.7
+            raise Unauthorized("invalid token", code="invalid_token")
+        # Expiry to the whole second, as PyJWT reads it (never later than the
+        # exact value): a token is never accepted that PyJWT would refuse.
+        if verify_exp and math.floor(times["exp"]) <= now - LEEWAY_SECONDS:
             raise Unauthorized("token has expired", code="token_expired")
 
 

@@ -21,24 +21,16 @@ from shared.errors import ServiceUnavailable
 
 
 class PostgrestDatabase:
+    """`http` sends every request (the container gives one on its shared
+    pool, with the database timeout); its base URL and headers are not used:
+    postgrest sends absolute URLs with its own headers."""
+
     def __init__(
-        self,
-        supabase_url: str,
-        anon_key: str,
-        service_key: str | None,
-        *,
-        timeout_seconds: float = 5.0,
-        transport: httpx.BaseTransport | None = None,
+        self, supabase_url: str, anon_key: str, service_key: str | None, *, http: httpx.Client
     ) -> None:
-        rest_url = f"{supabase_url}/rest/v1"
-        self._http = httpx.Client(
-            base_url=rest_url,
-            timeout=httpx.Timeout(timeout_seconds, connect=min(timeout_seconds, 2.0)),
-            transport=transport,
-            headers={"apikey": anon_key},
-        )
+        self._http = http
         self._client = SyncPostgrestClient(
-            rest_url, headers={"apikey": anon_key}, http_client=self._http
+            f"{supabase_url}/rest/v1", headers={"apikey": anon_key}, http_client=http
         )
         self._anon_key = anon_key
         self._service_key = service_key
@@ -68,6 +60,10 @@ class PostgrestDatabase:
         self._http.close()
 
 
+# PostgREST's group 0, "Connection": 503 (PGRST000-002) and 504 (PGRST003).
+_CONNECTION_ERRORS = {"PGRST000", "PGRST001", "PGRST002", "PGRST003"}
+
+
 def _mapped(exc: APIError, caller: Caller) -> Exception:
     code = exc.code or ""
     signed_in = isinstance(caller, Principal)
@@ -76,6 +72,9 @@ def _mapped(exc: APIError, caller: Caller) -> Exception:
         if int(code) in (502, 503, 504):
             return ServiceUnavailable("database unavailable", code="database_unavailable")
         return error_from_database("XX000", exc.message or "", None, signed_in=signed_in)
+    if code in _CONNECTION_ERRORS:
+        # PostgREST is up, its database is not (or its pool is exhausted).
+        return ServiceUnavailable("database unavailable", code="database_unavailable")
     if code.startswith("PGRST3"):
         # PostgREST refused the token itself.
         return error_from_database("42501", exc.message or "", None, signed_in=False)

@@ -10,7 +10,7 @@ request ids in logs and responses, and its own OpenAPI document.
 
 Under SnapStart (shared/snapstart.py) the handler primes itself at init:
 every client built, the JWKS fetched (public keys), the crypto exercised on
-a fixed test token, and one synthetic request without credentials served
+a fixed test token (as at every cold start), and one synthetic request without credentials served
 through Mangum, the middleware, routing, body validation and the auth
 dependency, which refuses it before any I/O.
 """
@@ -29,7 +29,7 @@ from fastapi.routing import APIRoute
 from mangum import Mangum
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared import container, init_gc, snapstart
+from shared import container, init_gc, logs, snapstart
 from shared.http import cors, errors
 from shared.http.guard import BodyGuard
 from shared.logs import Logger, get_logger
@@ -38,21 +38,26 @@ from shared.tracing import traced
 LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 
-def _request_id(scope: Scope) -> str:
-    event: dict[str, Any] = scope.get("aws.event") or {}
+def request_id(event: dict[str, Any]) -> str:
+    """API Gateway's id for the request, else a sane `x-request-id` the
+    caller sent, else a new one."""
     from_gateway: Any = (event.get("requestContext") or {}).get("requestId")
     if isinstance(from_gateway, str) and from_gateway:
-        return str(from_gateway)
-    raw: bytes = dict(scope["headers"]).get(b"x-request-id", b"")
-    from_header = raw.decode("latin-1")
+        return from_gateway
+    headers: Any = event.get("headers") or {}
+    from_header = next((str(v) for k, v in headers.items() if str(k).lower() == "x-request-id"), "")
     if from_header and len(from_header) <= 128 and from_header.isprintable():
         return from_header
     return str(uuid.uuid4())
 
 
 class RequestContext:
-    """Correlates log lines with the request id and returns it as x-request-id.
-    Pure ASGI: Starlette's BaseHTTPMiddleware costs a task and streams per request."""
+    """Wraps the whole app, outside Starlette's error middleware: returns the
+    request id as x-request-id and writes one access line per request, 500s
+    from unhandled errors included. Such an error was logged, with its
+    traceback, by shared.http.errors; once its 500 has been sent it ends
+    here (Mangum would log it again, as a second traceback). Pure ASGI:
+    Starlette's BaseHTTPMiddleware costs a task and streams per request."""
 
     def __init__(self, app: ASGIApp, logger: Logger) -> None:
         self.app = app
@@ -62,28 +67,36 @@ class RequestContext:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _request_id(scope)
-        self.logger.set_correlation_id(request_id)
-        status = 500
+        request_id = logs.correlation_id() or str(uuid.uuid4())
+        status, sent = 500, False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, sent
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message["headers"] = [
                     *message.get("headers", []),
                     (b"x-request-id", request_id.encode("latin-1")),
                 ]
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                sent = True
             await send(message)
 
-        await self.app(scope, receive, send_with_id)
-        self.logger.info(
-            "request", extra={"method": scope["method"], "path": scope["path"], "status": status}
-        )
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            if not sent:
+                raise
+        finally:
+            method, path = scope["method"], scope["path"]
+            self.logger.info(
+                f"{method} {path} {status}",
+                extra={"method": method, "path": path, "status": status},
+            )
 
 
 def create_app(service: str, *, methods: str = "GET, POST") -> FastAPI:
-    logger = get_logger(service)
+    logs.configure(service)
     app = FastAPI(title=service, docs_url=None, redoc_url=None, openapi_url="/openapi.json")
     errors.install(app)
 
@@ -91,7 +104,6 @@ def create_app(service: str, *, methods: str = "GET, POST") -> FastAPI:
     app.add_middleware(
         cors.CORSMiddleware, **cors.options(container.settings().allowed_origins, methods)
     )
-    app.add_middleware(RequestContext, logger=logger)
     return app
 
 
@@ -162,9 +174,8 @@ def prime(
     for build in also:
         build()
     container.database()
-    container.verifier()
+    container.verifier()  # ES256 verification proven on a fixed test vector
     container.jwks().prefetch()
-    snapstart.exercise_crypto()
     response = handler(priming_event(app), None)
     if not 400 <= int(response["statusCode"]) < 500:
         raise RuntimeError(f"priming request answered {response['statusCode']}, expected 4xx")
@@ -176,12 +187,15 @@ def lambda_handler(
 ) -> LambdaHandler:
     """The Lambda entry point for an app (API Gateway HTTP API v2 events);
     `prime_also` builds what else its requests use (SnapStart priming)."""
-    adapter = Mangum(app, lifespan="off")
+    function = app.title
+    adapter = Mangum(RequestContext(app, get_logger(function)), lifespan="off")
     _adopt_current_loop()
 
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         _event_loop_for_this_thread()
-        return adapter(event, context)
+        # Set before Mangum starts the request's task, which copies them.
+        with logs.invocation(function, request_id(event)):
+            return adapter(event, context)
 
     if snapstart.enabled():
         prime(handler, app, prime_also)  # untraced: there is no trace during init

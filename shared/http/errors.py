@@ -25,7 +25,23 @@ def error_response(
     return JSONResponse({"error": body}, status_code=status, headers=headers)
 
 
+def _cause(exc: BaseException) -> str | None:
+    """What failed underneath, as `module.Type: message` (the dependency's
+    own error: httpx's, psycopg's, botocore's, postgrest's)."""
+    cause = exc.__cause__ or exc.__context__
+    if cause is None:
+        return None
+    kind = type(cause)
+    return f"{kind.__module__}.{kind.__qualname__}: {cause}"[:1000]
+
+
 def response_for(exc: AppError) -> JSONResponse:
+    if exc.status >= 500:
+        # The client gets the code; the log says which dependency failed and how.
+        logger.warning(
+            "%s %s: %s", exc.status, exc.code, exc.message,
+            extra={"error_code": exc.code, "cause": _cause(exc)},
+        )  # fmt: skip
     headers: dict[str, str] = {}
     extra: dict[str, Any] = {}
     if isinstance(exc, Unauthorized):

@@ -273,14 +273,7 @@ def test_each_artifact_imports_on_python_312(packaged: dict[str, Any], tmp_path:
 
 # Shipped although no path imports them, and why. Everything else shipped
 # must be imported by a request, an error or tracing.
-# httpx's own transport: every client we build sends through
-# shared.http_transport, so these load only when HTTP(S)_PROXY is set (httpx
-# then mounts its transport for the proxy). Shipped so that still works.
-_PROXY_ONLY = {
-    "httpcore": "httpx's transport, imported only for an HTTP(S)_PROXY",
-    "h11": "httpcore's HTTP/1.1, imported only for an HTTP(S)_PROXY",
-}
-SHIPPED_UNUSED: dict[str, dict[str, str]] = {name: _PROXY_ONLY for name in FUNCTIONS.values()}
+SHIPPED_UNUSED: dict[str, dict[str, str]] = {name: {} for name in FUNCTIONS.values()}
 
 
 class _Edge(BaseHTTPRequestHandler):
@@ -427,6 +420,10 @@ def test_secrets_come_from_the_extension_layer_and_no_plugin_is_looked_for(
         assert props["Environment"]["Variables"]["PYDANTIC_DISABLE_PLUGINS"] == "__all__"
         (layer,) = props["Layers"]
         assert ":layer:AWS-Parameters-and-Secrets-Lambda-Extension:" in layer
+        # Lambda's own lines JSON too; ours filtered by LOG_LEVEL, not again by Lambda
+        assert props["LoggingConfig"] == {
+            "LogFormat": "JSON", "ApplicationLogLevel": "TRACE", "SystemLogLevel": "INFO"
+        }  # fmt: skip
         assert "SnapStart" not in props  # opt-in only
 
 

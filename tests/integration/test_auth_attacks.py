@@ -64,6 +64,10 @@ def _forged_tokens(keys: SigningKeys, user: User) -> dict[str, str]:
         "HS256 when no secret is configured": keys.sign(claims, alg="HS256"),
         "HS256 signed with the RSA public key": _hs256_by_hand(claims, public_pem, keys.rsa_kid),
         "garbage": "not.a.jwt",
+        # uuid.UUID reads these as the user's id; the database would not
+        "subject as a URN": keys.sign({**claims, "sub": f"urn:uuid:{user.id}"}),
+        "subject in braces": keys.sign({**claims, "sub": f"{{{user.id}}}"}),
+        "subject in upper case": keys.sign({**claims, "sub": str(user.id).upper()}),
     }
 
 

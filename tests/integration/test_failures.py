@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 
@@ -34,7 +35,9 @@ def test_an_unreachable_database_is_503_with_retry_after(
         from shared.db.postgrest import PostgrestDatabase
 
         container.reset()
-        container.use_database(PostgrestDatabase(f"http://{dead}", "anon", None, timeout_seconds=1))
+        container.use_database(
+            PostgrestDatabase(f"http://{dead}", "anon", None, http=httpx.Client(timeout=1))
+        )
 
     result = thread_ensure(
         "POST", "/chat/threads/ensure", body={"other_mongo_id": "bob"}, headers=bearer(amy)

@@ -20,7 +20,7 @@ import psycopg
 from psycopg import sql
 
 from infra.dev.postgrest import postgrest_status
-from tests.support.loopback import serve
+from tests.support.loopback import JsonHandler, serve
 from tests.support.tokens import SigningKeys
 
 _RPC = re.compile(r"^/rest/v1/rpc/([A-Za-z_][A-Za-z0-9_]*)$")
@@ -115,29 +115,16 @@ class FakeSupabase:
 
 
 def _handler(fake: FakeSupabase) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-        def _reply(self, status: int, body: Any) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
+    class Handler(JsonHandler):
         def do_GET(self) -> None:
             if self.path == "/auth/v1/.well-known/jwks.json":
                 fake.jwks_fetches += 1
-                self._reply(200, fake.keys.jwks())
+                self.reply_json(200, fake.keys.jwks())
                 return
             if self.path == "/auth/v1/user":
                 # GoTrue's "get user": the token's user (supabase-js calls it in setSession).
                 claims = fake._verify(self.headers.get("Authorization", "")[7:])
-                self._reply(
+                self.reply_json(
                     200,
                     {
                         "id": claims["sub"],
@@ -150,7 +137,7 @@ def _handler(fake: FakeSupabase) -> type[BaseHTTPRequestHandler]:
                     },
                 )
                 return
-            self._reply(404, {"message": "not found"})
+            self.reply_json(404, {"message": "not found"})
 
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
@@ -158,7 +145,7 @@ def _handler(fake: FakeSupabase) -> type[BaseHTTPRequestHandler]:
             headers = {k.lower(): v for k, v in self.headers.items()}
             match = _RPC.match(self.path)
             if match:
-                self._reply(*fake.rpc(match.group(1), headers, body))
+                self.reply_json(*fake.rpc(match.group(1), headers, body))
                 return
             if self.path.startswith("/auth/v1/token") and fake.token_endpoint is not None:
                 request = json.loads(body or b"{}")
@@ -169,9 +156,9 @@ def _handler(fake: FakeSupabase) -> type[BaseHTTPRequestHandler]:
                 if answer is None:  # a stalled server: never answers in time
                     threading.Event().wait(5)
                     return
-                self._reply(*answer)
+                self.reply_json(*answer)
                 return
-            self._reply(404, {"message": "not found"})
+            self.reply_json(404, {"message": "not found"})
 
     return Handler
 

@@ -40,12 +40,12 @@ def test_unknown_kid_refetches_at_most_once_per_interval() -> None:
         clock=clock,
     )
 
-    assert cache.key(keys.ec_kid) is not None
-    assert cache.key("unknown") is None
-    assert cache.key("unknown") is None
+    assert cache.keys(keys.ec_kid, "ES256")
+    assert cache.keys("unknown", "ES256") == ()
+    assert cache.keys("unknown", "ES256") == ()
     assert len(fetches) == 1
     clock.now += 31
-    assert cache.key("unknown") is None
+    assert cache.keys("unknown", "ES256") == ()
     assert len(fetches) == 2
 
 
@@ -64,11 +64,11 @@ def test_known_keys_survive_an_auth_outage() -> None:
     cache = JwksCache(
         "http://auth/jwks", httpx.Client(transport=httpx.MockTransport(answer)), clock=clock
     )
-    assert cache.key(keys.ec_kid) is not None
+    assert cache.keys(keys.ec_kid, "ES256")
     up["value"] = False
     clock.now += 60
-    assert cache.key("rotated") is None
-    assert cache.key(keys.ec_kid) is not None
+    assert cache.keys("rotated", "ES256") == ()
+    assert cache.keys(keys.ec_kid, "ES256")
 
 
 def test_auth_down_on_first_fetch_is_a_503() -> None:
@@ -77,7 +77,7 @@ def test_auth_down_on_first_fetch_is_a_503() -> None:
         httpx.Client(transport=httpx.MockTransport(lambda _: httpx.Response(500))),
     )
     with pytest.raises(ServiceUnavailable):
-        cache.key("any")
+        cache.keys("any", "ES256")
 
 
 class Auth:
@@ -101,19 +101,19 @@ def test_while_auth_is_down_tokens_do_not_each_wait_for_another_fetch() -> None:
     auth = Auth(keys, status=503)
     cache = JwksCache("http://auth/jwks", auth.client(), failure_backoff_seconds=5, clock=clock)
     with pytest.raises(ServiceUnavailable):
-        cache.key(keys.ec_kid)
+        cache.keys(keys.ec_kid, "ES256")
     # When more tokens come within the backoff
     clock.now += 4
     for kid in (keys.ec_kid, "made-up-1", "made-up-2"):
         # Then each is answered 503 at once, without another fetch, saying when to retry
         with pytest.raises(ServiceUnavailable) as refused:
-            cache.key(kid)
+            cache.keys(kid, "ES256")
         assert refused.value.retry_after == 5
     assert auth.fetches == 1
     # and once it is over the next token fetches again (Auth is back: its key is found)
     auth.status = 200
     clock.now += 2
-    assert cache.key(keys.ec_kid) is not None
+    assert cache.keys(keys.ec_kid, "ES256")
     assert auth.fetches == 2
 
 
@@ -128,16 +128,16 @@ def test_with_known_keys_an_outage_backs_off_unknown_kids_too() -> None:
         failure_backoff_seconds=5,
         clock=clock,
     )
-    assert cache.key(keys.ec_kid) is not None
+    assert cache.keys(keys.ec_kid, "ES256")
     auth.status = 503
     clock.now += 31
-    assert cache.key("new-1") is None
+    assert cache.keys("new-1", "ES256") == ()
     # When more unknown kids come within the backoff
-    assert cache.key("new-2") is None
-    assert cache.key("new-3") is None
+    assert cache.keys("new-2", "ES256") == ()
+    assert cache.keys("new-3", "ES256") == ()
     # Then only the first fetched, and the known key still verifies
     assert auth.fetches == 2
-    assert cache.key(keys.ec_kid) is not None
+    assert cache.keys(keys.ec_kid, "ES256")
 
 
 def test_a_project_without_asymmetric_keys_refuses_unknown_kids_as_401_not_503() -> None:
@@ -145,6 +145,6 @@ def test_a_project_without_asymmetric_keys_refuses_unknown_kids_as_401_not_503()
     auth = Auth(SigningKeys(), jwks={"keys": []})
     cache = JwksCache("http://auth/jwks", auth.client(), clock=Clock())
     # When tokens name kids, Then they are unknown keys (not "auth unavailable")
-    assert cache.key("a") is None
-    assert cache.key("b") is None
+    assert cache.keys("a", "ES256") == ()
+    assert cache.keys("b", "ES256") == ()
     assert auth.fetches == 1

@@ -147,6 +147,11 @@ def test_es256_accepts_only_the_64_byte_r_s_form() -> None:
         f"{_b64(b'[1]')}.e30.",
         f"{_b64(b'{')}.e30.",
         _b64(b'{"alg":"ES256","crit":["exp"],"exp":1}') + ".e30.",
+        _b64(b'{"alg":"ES256","b64":false}') + ".e30.",  # an unencoded payload (RFC 7797)
+        _b64(b'{"alg":"ES256","kid":7}') + ".e30.",
+        "e30.e31.",  # `e31` is `{}` with non-zero trailing bits: a second spelling
+        "e30=.e30.",
+        _b64('{"alg":"ES256"}'.encode("utf-16")) + ".e30.",
         "[" * 500 + ".e30.",
     ],
 )
@@ -220,21 +225,44 @@ def test_a_jwk_with_verify_among_its_key_ops_is_used() -> None:
     assert _verifies(RFC_JWS, key)
 
 
-def test_verifying_es256_leaves_cryptographys_openssl_backend_unloaded() -> None:
-    # Given a fresh interpreter (the module cache of this one is shared by every test)
-    script = (
-        "import sys, json\n"
-        "from shared.auth.jws import CompactJws, key_from_jwk\n"
-        f"key = key_from_jwk(json.loads({json.dumps(json.dumps(RFC_JWK))}))\n"
-        f"assert key.verifies(CompactJws.parse({RFC_JWS!r}))\n"
-        "loaded = BACKEND in sys.modules\n"
-        "import importlib; importlib.import_module(BACKEND)  # it exists: the check means something\n"
-        "print(loaded)\n"
-    )
-    script = "BACKEND = 'cryptography.hazmat.backends.openssl.backend'\n" + script
-    # When it verifies the RFC's ES256 token
+_COLD_START = """
+import sys
+from cryptography.hazmat.primitives.asymmetric import ec
+{breakage}
+import functions.thread_ensure.handler
+print("started")
+"""
+# A cryptography whose ECDSA cannot be used (here: its class refuses to be built).
+_BROKEN_ECDSA = """
+def _broken(self, *args, **kwargs):
+    raise TypeError("ECDSA is not available in this build")
+ec.ECDSA.__init__ = _broken
+"""
+
+
+@pytest.mark.parametrize(("breakage", "started"), [("", True), (_BROKEN_ECDSA, False)])
+def test_es256_is_checked_on_a_test_vector_at_every_cold_start(
+    breakage: str, started: bool
+) -> None:
+    # Given a function's cold start, with cryptography as shipped or broken
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": str(ROOT),
+        "SUPABASE_URL": "http://127.0.0.1:9",
+        "SUPABASE_ANON_KEY": "anon",
+        "ALLOWED_ORIGINS": "https://app.example.test",
+        "SECRETS_SOURCE": "env",
+    }
     done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT
-    )
-    # Then the backend module (every cipher: milliseconds of each cold start) was never imported
-    assert done.stdout.strip() == "False"
+        [sys.executable, "-c", _COLD_START.format(breakage=breakage)],
+        capture_output=True, text=True, check=False, cwd=ROOT, env=env, timeout=120,
+    )  # fmt: skip
+    if started:
+        assert (done.returncode, done.stdout.split()) == (0, ["started"]), done.stderr
+        return
+    # Then the broken one stops the cold start with one line naming the cause
+    assert done.returncode == 1
+    assert done.stdout == ""
+    (line,) = done.stderr.splitlines()
+    assert line.startswith("cold start stopped: ES256 verification failed its test vector")
+    assert "ECDSA is not available in this build" in line

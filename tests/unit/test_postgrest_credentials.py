@@ -34,7 +34,10 @@ def _user(token: str) -> Principal:
 def test_users_and_the_service_each_send_their_own_credentials() -> None:
     seen, transport = _recording()
     db = PostgrestDatabase(
-        "https://x.supabase.co", "anon-key", "eyJ.service.jwt", transport=transport
+        "https://x.supabase.co",
+        "anon-key",
+        "eyJ.service.jwt",
+        http=httpx.Client(transport=transport),
     )
     db.call("f", {"a": 1}, _user("token-of-amy"))
     db.call("f", {"a": 1}, SERVICE)
@@ -52,7 +55,10 @@ def test_users_and_the_service_each_send_their_own_credentials() -> None:
 def test_a_new_secret_key_goes_in_apikey_only() -> None:
     seen, transport = _recording()
     db = PostgrestDatabase(
-        "https://x.supabase.co", "sb_publishable_x", "sb_secret_y", transport=transport
+        "https://x.supabase.co",
+        "sb_publishable_x",
+        "sb_secret_y",
+        http=httpx.Client(transport=transport),
     )
     db.call("f", {}, SERVICE)
     assert seen[0].headers["apikey"] == "sb_secret_y"

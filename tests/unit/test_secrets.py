@@ -128,30 +128,6 @@ def test_the_extension_answers_without_boto3(extension: dict[str, str]) -> None:
     assert Extension.seen == [("/chat/prod/service-key", "true")]
 
 
-def test_a_cold_start_reading_the_extension_does_not_load_the_idna_codec(
-    extension: dict[str, str],
-) -> None:
-    # Given a fresh process (a cold start) whose parameter the extension holds
-    script = (
-        "import json, os, sys\n"
-        "from shared.secrets import load_ssm_parameters\n"
-        "env = dict(os.environ)\n"
-        "load_ssm_parameters(env)\n"
-        "print(json.dumps([env['X'], 'encodings.idna' in sys.modules]))\n"
-    )
-    # When it reads it
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=ROOT,
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), **extension,
-             "X_SSM": "/chat/prod/service-key"},
-        capture_output=True, text=True, check=True, timeout=60,
-    )  # fmt: skip
-    # Then it has the value, and localhost was resolved without the codec
-    # (encodings.idna and stringprep: ~2.7 ms of every deployed cold start)
-    assert json.loads(done.stdout) == ["the-service-key", False]
-
-
 def test_a_parameter_the_extension_cannot_find_is_named(extension: dict[str, str]) -> None:
     with pytest.raises(ConfigurationError) as failed:
         load_ssm_parameters({**extension, "WEBHOOK_SECRET_SSM": "/chat/prod/missing"})
@@ -291,3 +267,45 @@ def test_an_answer_cut_short_is_one_line_naming_the_parameter(
     # Then the configuration error names it (not http.client's IncompleteRead)
     assert "/chat/prod/webhook-secret" in str(failed.value)
     assert "secrets extension" in str(failed.value)
+
+
+_AWKWARD = {
+    "/chat/prod/unicode": "clé ✓ 🔑",
+    "/chat/prod/json": '{"a": [1, 2], "b": "c"}',
+    "/chat/prod/spaces": "  padded  ",
+    "/chat/prod/lines": "line one\nline two",
+    "/chat/prod/long": "x" * 4096,
+}
+
+
+def test_the_extension_and_boto3_read_the_same_values(ssm: Any) -> None:
+    # Given awkward values in SSM, and the extension answering GetParameter
+    # from that same store (as the real one does)
+    for name, value in _AWKWARD.items():
+        ssm.put_parameter(Name=name, Value=value, Type="SecureString")
+
+    class ExtensionOverSsm(Extension):
+        def do_GET(self) -> None:
+            name = parse_qs(urlsplit(self.path).query)["name"][0]
+            answer = ssm.get_parameter(Name=name, WithDecryption=True)
+            data = json.dumps(answer, default=str).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    names = {f"SETTING_{n}_SSM": name for n, name in enumerate(_AWKWARD)}
+    # When the same settings are loaded through boto3 (Powertools) and through the extension
+    through_boto3 = {**names, "SECRETS_SOURCE": "ssm"}
+    load_ssm_parameters(through_boto3)
+    with serve(ExtensionOverSsm) as url:
+        through_extension = {
+            **names, "SECRETS_SOURCE": "extension", "AWS_SESSION_TOKEN": "session-token",
+            "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT": url.rsplit(":", 1)[1],
+        }  # fmt: skip
+        load_ssm_parameters(through_extension)
+
+    # Then both give the same environment
+    for setting, name in names.items():
+        setting = setting.removesuffix("_SSM")
+        assert through_extension[setting] == through_boto3[setting] == _AWKWARD[name]

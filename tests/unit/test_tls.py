@@ -171,3 +171,25 @@ def test_without_a_shipped_directory_the_default_bundle_is_used(tmp_path: Path) 
     # Given no directory (tests, local runs): httpx's default, certifi's bundle
     context = client_context(tmp_path / "absent")
     assert context.cert_store_stats()["x509_ca"] > 50
+
+
+def test_the_shipped_directory_holds_exactly_certifi_s_certificates(tmp_path: Path) -> None:
+    # Given certifi's bundle written as the artifacts' hashed directory
+    import certifi
+
+    directory = tmp_path / "ca-certificates"
+    write_ca_directory(Path(certifi.where()), directory)
+
+    # When each file of it is loaded, and the bundle itself
+    from_directory = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    for path in directory.iterdir():
+        from_directory.load_verify_locations(cafile=str(path))
+    from_bundle = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    from_bundle.load_verify_locations(cafile=certifi.where())
+
+    # Then they trust the same authorities, no more, no fewer
+    def certificates(context: ssl.SSLContext) -> set[bytes]:
+        return set(context.get_ca_certs(binary_form=True))
+
+    assert certificates(from_directory) == certificates(from_bundle)
+    assert len(certificates(from_bundle)) > 50

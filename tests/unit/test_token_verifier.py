@@ -15,7 +15,7 @@ import pytest
 from shared.auth.jwks import JwksCache
 from shared.auth.verifier import LEEWAY_SECONDS, TokenVerifier
 from shared.errors import Unauthorized
-from tests.support.tokens import HS256_SECRET, SigningKeys
+from tests.support.tokens import HS256_SECRET, SigningKeys, sign_json
 
 pytestmark = pytest.mark.unit
 
@@ -120,5 +120,61 @@ def test_an_audience_list_that_includes_authenticated_is_accepted() -> None:
 def test_a_kid_naming_a_key_of_another_algorithm_is_refused() -> None:
     # An ES256 header naming the RSA key's id: the key decides the algorithm.
     token = KEYS.sign(_claims(), alg="ES256", kid=KEYS.rsa_kid)
+
+    assert _refusal(token) == "invalid_token"
+
+
+def _jwks_verifier(jwks: dict[str, Any]) -> TokenVerifier:
+    client = httpx.Client(transport=httpx.MockTransport(lambda _: httpx.Response(200, json=jwks)))
+    return TokenVerifier(
+        JwksCache("http://auth/jwks", client), issuer=KEYS.issuer, clock=lambda: NOW
+    )
+
+
+def test_keys_of_different_types_sharing_a_kid_each_verify_their_own_tokens() -> None:
+    # Given a JWKS where an EC and an RSA key share one kid (RFC 7517 4.5 allows it)
+    jwks = KEYS.jwks()
+    for jwk in jwks["keys"]:
+        jwk["kid"] = "shared-kid"
+    verifier = _jwks_verifier(jwks)
+    # When tokens signed by each name that kid, Then each verifies, whichever key came last
+    for alg in ("ES256", "RS256"):
+        token = KEYS.sign(_claims(), alg=alg, kid="shared-kid")
+        assert verifier.verify(token).user_id == USER
+    for order in (jwks["keys"], list(reversed(jwks["keys"]))):
+        reordered = _jwks_verifier({"keys": order})
+        assert reordered.verify(KEYS.sign(_claims(), alg="ES256", kid="shared-kid"))
+
+
+@pytest.mark.parametrize(
+    "sub",
+    [
+        str(USER).upper(),
+        "{" + str(USER) + "}",
+        "urn:uuid:" + str(USER),
+        str(USER).replace("-", ""),
+        " " + str(USER),
+        str(USER) + "\n",
+        "",
+    ],
+    ids=["upper case", "braces", "urn", "no hyphens", "leading space", "newline", "empty"],
+)
+def test_a_subject_that_is_not_exactly_a_canonical_uuid_is_an_invalid_token(sub: str) -> None:
+    # (uuid.UUID would read each of these as the same user id, and the
+    # database would then get the string as it is)
+    assert _refusal(_signed_as_is(_claims(sub=sub))) == "invalid_token"
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"aud": ["authenticated", 1]}, {"aud": ["authenticated", None]}, {"jti": 7}],
+    ids=str,
+)
+def test_audience_arrays_hold_strings_only_and_jti_is_a_string(changes: dict[str, Any]) -> None:
+    assert _refusal(_signed_as_is(_claims(**changes))) == "invalid_token"
+
+
+def test_a_kid_that_is_not_a_string_is_refused_whatever_the_algorithm() -> None:
+    token = sign_json({"alg": "HS256", "kid": 7}, _claims(), "HS256", HS256_SECRET)
 
     assert _refusal(token) == "invalid_token"
