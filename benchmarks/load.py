@@ -31,13 +31,15 @@ import statistics
 import sys
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psycopg
 
+from benchmarks.load_client import Client
 from benchmarks.load_gen import Outcome, Request, Summary, open_loop, percentile, summarize
 from benchmarks.load_probe import Connections, describe, profile, sample_connections
 from benchmarks.load_stack import (
@@ -91,8 +93,8 @@ class ChatMix:
     """A realistic mix: mostly messages in a user's existing threads, some
     opening an existing thread, a few opening a new one."""
 
-    def __init__(self, api: str, threads: list[tuple[User, User, str]], users: list[User]) -> None:
-        self.api, self.threads, self.users = api, threads, users
+    def __init__(self, threads: list[tuple[User, User, str]], users: list[User]) -> None:
+        self.threads, self.users = threads, users
         self.random = random.Random(26)
 
     @staticmethod
@@ -102,7 +104,7 @@ class ChatMix:
     def message(self, user: User, thread: str, n: int) -> Request:
         client_id = str(uuid.uuid4())
         body = {"thread_id": thread, "body": f"load message {n}", "client_id": client_id}
-        return Request("chat-message", "POST", f"{self.api}/chat/messages", self.headers(user),
+        return Request("chat-message", "POST", "/chat/messages", self.headers(user),
                        body, client_id)  # fmt: skip
 
     def __call__(self, n: int) -> Request:
@@ -116,7 +118,7 @@ class ChatMix:
                 other = self.users[
                     (self.users.index(user) + len(self.users) // 2) % len(self.users)
                 ]
-        return Request("thread-ensure", "POST", f"{self.api}/chat/threads/ensure",
+        return Request("thread-ensure", "POST", "/chat/threads/ensure",
                        self.headers(user), {"other_mongo_id": other.mongo_id})  # fmt: skip
 
 
@@ -131,6 +133,15 @@ def _summary_row(summary: Summary) -> dict[str, Any]:
     row["throughput"] = round(summary.throughput, 1)
     row["error_rate"] = round(summary.error_rate, 4)
     return row
+
+
+@asynccontextmanager
+async def connected(stack: Stack, connections: int = 200) -> AsyncIterator[Client]:
+    client = Client(stack.api_url, connections)
+    try:
+        yield client
+    finally:
+        await client.close()
 
 
 def _superuser(stack: Stack) -> str:
@@ -150,7 +161,7 @@ def _log_bytes(running: RunningStack) -> int:
 
 
 async def measured(
-    running: RunningStack, client: httpx.AsyncClient, rate: float, seconds: float, mix: ChatMix
+    running: RunningStack, client: Client, rate: float, seconds: float, mix: ChatMix
 ) -> tuple[Outcome, dict[str, Any]]:
     """One step at `rate`, with the CPU each side used and the database's connections."""
     stack = running.stack
@@ -202,8 +213,7 @@ def _by_kind(outcome: Outcome) -> dict[str, Any]:
 
 async def steps(running: RunningStack, plan: Plan, mix: ChatMix) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
-    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
-    async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+    async with connected(running.stack) as client:
         await open_loop(client, min(plan.rates), min(3.0, plan.step_seconds), mix)  # warm-up
         saturated = 0
         for rate in plan.rates:
@@ -239,8 +249,7 @@ async def saturation_profile(
     running: RunningStack, plan: Plan, mix: ChatMix, rate: float
 ) -> dict[str, Any]:
     """The saturating step again, with py-spy on make dev's process."""
-    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
-    async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+    async with connected(running.stack) as client:
         spy = asyncio.get_running_loop().run_in_executor(
             None, profile, running.stack.pid, plan.step_seconds - 2
         )
@@ -251,14 +260,13 @@ async def saturation_profile(
             "py_spy": {k: round(v, 3) for k, v in (shares or {}).items()}}  # fmt: skip
 
 
-async def flood(plan: Plan, mix: ChatMix, users: list[User]) -> dict[str, Any]:
+async def flood(stack: Stack, plan: Plan, mix: ChatMix, users: list[User]) -> dict[str, Any]:
     """The others at a steady rate, alone, then with one member sending as
     fast as a script would (her own thread): what she gets, what they get."""
     flooder = users[0]
     thread = next(t for u, _, t in mix.threads if u is flooder)
-    others = ChatMix(mix.api, [t for t in mix.threads if flooder not in (t[0], t[1])], users[1:])
-    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
-    async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+    others = ChatMix([t for t in mix.threads if flooder not in (t[0], t[1])], users[1:])
+    async with connected(stack) as client:
         alone = await open_loop(client, plan.flood_background, plan.flood_seconds, others)
         background, flooded = await asyncio.gather(
             open_loop(client, plan.flood_background, plan.flood_seconds, others),
@@ -407,7 +415,7 @@ async def run(plan: Plan, port: int | None, report: Path) -> dict[str, Any]:
         with psycopg.connect(stack.database_url, autocommit=True) as admin:
             users = seed_users(admin, prefix, plan.users, issuer)
         threads = open_threads(stack.database_url, users, plan.partners, issuer)
-        mix = ChatMix(stack.api_url, threads, users)
+        mix = ChatMix(threads, users)
         result: dict[str, Any] = {"machine": _machine(), "plan": asdict(plan),
                                   "stack_started_here": running.started_here}  # fmt: skip
         print(f"load: {len(users)} users, {len(threads) // 2} threads; steps:", flush=True)
@@ -418,7 +426,7 @@ async def run(plan: Plan, port: int | None, report: Path) -> dict[str, Any]:
             result["saturation"] = await saturation_profile(running, plan, mix, top["offered"])
             print(f"  py-spy: {describe(result['saturation']['py_spy'])}", flush=True)
         print("load: one member flooding", flush=True)
-        result["flood"] = await flood(plan, mix, users)
+        result["flood"] = await flood(stack, plan, mix, users)
         print(f"  {json.dumps(result['flood']['flooder'])}", flush=True)
         print(f"load: burst of {plan.burst} utterances", flush=True)
         result["burst"] = await burst(running, plan, prefix)

@@ -104,8 +104,12 @@ def classify(stack: str) -> str:
 
 
 def profile(pid: int, seconds: float, rate: int = 50) -> dict[str, float] | None:
-    """Shares of the process's sampled time per category (innermost frame
-    that names one), or None when py-spy cannot run here (no uv, no ptrace)."""
+    """Where the process's Python work goes: py-spy samples only the thread
+    holding the GIL (`--gil`), so the shares are of the interpreter's busy
+    time per category (innermost frame that names one), and `GIL busy` is
+    the share of samples that found a thread holding it at all (near 100 %:
+    the process is bound by its one interpreter). None when py-spy cannot run
+    here (no uv, no ptrace)."""
     uvx = shutil.which("uvx") or str(Path.home() / ".local" / "bin" / "uvx")
     folder = Path(tempfile.mkdtemp(prefix="chat-load-pyspy-"))
     out = folder / "profile.txt"
@@ -113,7 +117,7 @@ def profile(pid: int, seconds: float, rate: int = 50) -> dict[str, float] | None
         done = subprocess.run(
             [uvx, "--from", PY_SPY, "py-spy", "record", "--pid", str(pid), "--duration",
              str(max(1, int(seconds))), "--rate", str(rate), "--format", "raw", "--nonblocking",
-             "--output", str(out)],
+             "--gil", "--output", str(out)],
             capture_output=True, text=True, check=False, timeout=seconds + 120,
             env={**os.environ, "UV_NO_PROGRESS": "1"},
         )  # fmt: skip
@@ -125,7 +129,10 @@ def profile(pid: int, seconds: float, rate: int = 50) -> dict[str, float] | None
             if stack and count.isdigit():
                 counts[classify(stack)] += int(count)
         total = sum(counts.values())
-        return {k: v / total for k, v in counts.most_common()} if total else None
+        if not total:
+            return None
+        shares = {k: v / total for k, v in counts.most_common()}
+        return {"GIL busy": min(total / (max(1, int(seconds)) * rate), 1.0), **shares}
     except (OSError, subprocess.TimeoutExpired):
         return None
     finally:

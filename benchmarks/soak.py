@@ -29,11 +29,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psycopg
 from websockets.asyncio.client import ClientConnection, connect
 
-from benchmarks.load import WORKERS, ChatMix, _summary_row
+from benchmarks.load import WORKERS, ChatMix, _summary_row, connected
+from benchmarks.load_client import Client
 from benchmarks.load_gen import Outcome, Sample, open_loop, summarize
 from benchmarks.load_stack import (
     ROOT,
@@ -133,15 +133,16 @@ def _slope(points: list[tuple[float, float]]) -> float:
     return sum((x - mx) * (y - my) for x, y in points) / den if den else 0.0
 
 
-async def _retry_failed(client: httpx.AsyncClient, samples: list[Sample]) -> list[Sample]:
+async def _retry_failed(client: Client, samples: list[Sample]) -> list[Sample]:
     """A failed message (no answer, 5xx) sent once more with its client id."""
     again = []
     for sample in samples:
         if sample.request.kind == "chat-message" and (sample.status == 0 or sample.status >= 500):
             request = sample.request
-            response = await client.request(request.method, request.url, headers=request.headers,
-                                            json=request.body)  # fmt: skip
-            again.append(Sample(request, 0, 0, response.status_code, None))
+            response = await client.request(
+                request.method, request.path, request.headers, request.body
+            )
+            again.append(Sample(request, 0, 0, response.status, None))
     return again
 
 
@@ -171,7 +172,7 @@ async def _soak(
         admin.execute("update public.beings set location_id = %s where id = any(%s)",
                       (space, [m.being for m in members]))  # fmt: skip
     threads = open_threads(stack.database_url, users, 2, issuer)
-    mix = ChatMix(stack.api_url, threads, users)
+    mix = ChatMix(threads, users)
     realtime = f"{stack.supabase_url.replace('http', 'ws', 1)}/realtime/v1/websocket?apikey=local-anon-key&vsn=2.0.0"
     subscribers = [Subscriber(tid, user) for user, _, tid in threads[:40:2]]
     stop = asyncio.Event()
@@ -184,8 +185,7 @@ async def _soak(
     windows: list[dict[str, Any]] = []
     everything = Outcome()
     started = time.monotonic()
-    limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
-    async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+    async with connected(stack, 100) as client:
         memory = [_memory_row(time.monotonic(), usage(stack), started)]
         for _ in range(max(1, round(minutes * 60 / WINDOW))):
             before = usage(stack)
