@@ -4,10 +4,26 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import bot_pipeline, chat_db, cold_start, faults, warm_overhead
+from benchmarks import (
+    bot_pipeline,
+    chat_db,
+    cold_start,
+    faults,
+    handler_memory,
+    hot_rows,
+    warm_overhead,
+)
 from benchmarks.report import Row, print_table
 
-BENCHMARKS = [chat_db.run, cold_start.run, warm_overhead.run, bot_pipeline.run, faults.run]
+BENCHMARKS = [
+    chat_db.run,
+    cold_start.run,
+    warm_overhead.run,
+    bot_pipeline.run,
+    faults.run,
+    hot_rows.run,
+    handler_memory.run,
+]
 
 
 def main() -> int:

@@ -58,7 +58,7 @@ def _cpu(pid: int, *, children: bool = False) -> float:
     return ticks / _TICK
 
 
-def _status(pid: int, key: str) -> int:
+def proc_status(pid: int, key: str) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(f"{key}:"):
             return int(line.split()[1])
@@ -103,8 +103,8 @@ def usage(stack: Stack) -> Usage:
         at=time.monotonic(),
         app_cpu=_cpu(stack.pid),
         db_cpu=db_cpu,
-        app_rss_kb=_status(stack.pid, "VmRSS"),
-        app_threads=_status(stack.pid, "Threads"),
+        app_rss_kb=proc_status(stack.pid, "VmRSS"),
+        app_threads=proc_status(stack.pid, "Threads"),
         db_private_kb=private,
         db_processes=alive,
     )
