@@ -171,6 +171,11 @@ async def _soak(
         make_space_with_bot(admin, space, bot, members[0].being)
         admin.execute("update public.beings set location_id = %s where id = any(%s)",
                       (space, [m.being for m in members]))  # fmt: skip
+        # A bot's default daily budget (250,000 tokens) is about 1,130 of these
+        # replies: the soak's bot gets a larger one, so its answers are what is measured.
+        admin.execute("insert into private.bot_budgets (scope, subject, tokens_per_day)"
+                      " values ('bot', %s, 1000000000) on conflict (scope, subject)"
+                      " do update set tokens_per_day = excluded.tokens_per_day", (bot,))  # fmt: skip
     threads = open_threads(stack.database_url, users, 2, issuer)
     mix = ChatMix(threads, users)
     realtime = f"{stack.supabase_url.replace('http', 'ws', 1)}/realtime/v1/websocket?apikey=local-anon-key&vsn=2.0.0"
@@ -244,7 +249,7 @@ async def _checks(
         unanswered = [u for u in said if u not in replies]
         # Why, for each one not answered: the bot's error notice, or its delivery record.
         notices = admin.execute(
-            "select count(*) from public.intentions where type = 'error'"
+            "select count(*), min(content->>'text') from public.intentions where type = 'error'"
             " and content->>'in_reply_to' = any(%s)", (unanswered,)).fetchone()  # fmt: skip
         deliveries = [
             {"state": state, "count": n, "last_error": error}
@@ -270,6 +275,7 @@ async def _checks(
         "utterances_answered_once": sum(1 for u in said if replies.get(u) == 1),
         "utterances_unanswered": len(unanswered),
         "unanswered_with_error_notice": notices[0] if notices else 0,
+        "error_notice_example": notices[1] if notices else None,
         "unanswered_deliveries": deliveries,
         "realtime_subscribers_joined": sum(1 for s in subscribers if s.joined),
         "realtime_expected": len(in_subscribed),
