@@ -51,8 +51,10 @@ with check (extension = 'broadcast' and private.is_typing_topic_member(topic));
 -- Shared by the thread RPCs below.
 ------------------------------------------------------------------------------
 
--- The thread, if _user_id takes part in it; else 404 unknown_thread or 403
--- not_participant (as insert_chat_message answers).
+-- The thread, if _user_id takes part in it; else 404 unknown_thread, whether
+-- the thread does not exist or is someone else's: a stranger must not learn
+-- whether two users have a thread (insert_chat_message answers the same
+-- since 20261203000700).
 create or replace function private.require_chat_participant(_thread_id text, _user_id uuid)
 returns public.chat_threads
 language plpgsql stable
@@ -61,12 +63,10 @@ as $$
 declare
   thread public.chat_threads;
 begin
-  select * into thread from public.chat_threads t where t.thread_id = _thread_id;
+  select * into thread from public.chat_threads t
+  where t.thread_id = _thread_id and _user_id in (t.user_a_supabase_id, t.user_b_supabase_id);
   if not found then
     perform private.raise_api_error(404, 'unknown_thread', 'no such thread');
-  end if;
-  if _user_id not in (thread.user_a_supabase_id, thread.user_b_supabase_id) then
-    perform private.raise_api_error(403, 'not_participant', 'you are not a participant of this thread');
   end if;
   return thread;
 end;
