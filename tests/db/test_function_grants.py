@@ -67,6 +67,7 @@ EXPECTED: dict[str, frozenset[str]] = {
     "private.require_chat_participant(text,uuid)": NOBODY,
     "private.chat_unread(uuid,text)": NOBODY,
     "private.broadcast_chat_read()": NOBODY,
+    "private.refuse_thread_like_space_id()": NOBODY,
     # CHECK constraints run them as whoever writes the row
     "private.max_intention_content_bytes()": AUTHENTICATED | SERVICE,
     "private.is_valid_mongo_id(text)": SERVICE,
