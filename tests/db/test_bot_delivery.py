@@ -216,6 +216,52 @@ def test_a_broken_configuration_counts_attempts_and_ends_in_a_notice(
     assert "s3cret" not in json.dumps(warnings)
 
 
+def test_an_utterance_before_the_webhook_is_configured_is_delivered_once_it_is(
+    admin: psycopg.Connection[Any],
+) -> None:
+    # Given a project whose webhook settings are not in yet
+    make_world(admin)
+    warnings = warnings_of(admin)
+
+    # When a member speaks, the utterance is kept with its record: a failed
+    # first attempt, said in a WARNING, nothing queued
+    said = say(admin, "@guest", "#lounge", "anyone?")
+    record = _record(admin, said)
+    assert record is not None
+    assert (record["attempts"], record["state"]) == (1, "pending")
+    assert record["last_error"].startswith("bot webhook not configured")
+    assert any("not configured" in w for w in warnings)
+    assert _queued_for(admin, said) == []
+
+    # Then once the operator sets the webhook, the redelivery sends it
+    _configure(admin)
+    _due_now(admin)
+    assert _redeliver(admin) == {"sent": 1, "gave_up": 0, "set_aside": 0, "failed": 0}
+    assert len(_queued_for(admin, said)) == 1
+
+
+def test_a_webhook_never_configured_ends_in_notices_saying_so(
+    admin: psycopg.Connection[Any],
+) -> None:
+    make_world(admin)
+    admin.execute(
+        "insert into private.settings (key, value) values ('bot_delivery_max_attempts', '2')"
+    )
+    said = say(admin, "@guest", "#lounge", "hello?")
+    for _ in range(2):
+        _due_now(admin)
+        _redeliver(admin)
+    assert _record(admin, said)["state"] == "failed"  # type: ignore[index]
+    texts = admin.execute(
+        "select content->>'text' from public.intentions where type = 'error'"
+    ).fetchall()
+    assert {t for (t,) in texts} == {
+        f"{name} could not answer: your message did not reach the bot service after 2 attempts"
+        " (the webhook is not configured)."
+        for name in ("echo", "sage")
+    }
+
+
 def test_records_it_cannot_read_are_set_aside_and_the_others_still_go_out(
     admin: psycopg.Connection[Any],
 ) -> None:

@@ -268,7 +268,11 @@ $$;
 
 -- The webhook trigger, as before, plus: spaces without bots get no webhook
 -- (nobody would answer), and the delivery record is written in the
--- utterance's own transaction before the first webhook is queued.
+-- utterance's own transaction before the first webhook is queued. Written
+-- whether or not the webhook is configured: an unconfigured webhook is a
+-- failed attempt (post_bot_webhook raises, send_bot_delivery logs the
+-- WARNING and counts it), so an utterance posted before the settings are in
+-- is delivered by the redelivery once they are, or told after the last attempt.
 create or replace function private.queue_bot_trigger_webhook() returns trigger
 language plpgsql security definer
 set search_path = ''
@@ -278,14 +282,6 @@ begin
      or not exists (
        select 1 from public.beings b where b.location_id = new.location_id and b.bot_model is not null
      ) then
-    return null;
-  end if;
-  if not exists (
-    select 1 from private.settings s where s.key = 'bot_trigger_url' and nullif(s.value, '') is not null
-  ) or not exists (
-    select 1 from private.settings s where s.key = 'bot_trigger_secret' and nullif(s.value, '') is not null
-  ) then
-    raise warning 'bot webhook not configured: set bot_trigger_url and bot_trigger_secret in private.settings';
     return null;
   end if;
   insert into private.bot_deliveries (intention_id) values (new.id) on conflict (intention_id) do nothing;
