@@ -12,7 +12,7 @@ import pytest
 
 from tests.support.database import SERVICE_CLAIMS as SERVICE
 from tests.support.database import rpc, warnings_of
-from tests.support.spaces import add_being, bot_reply_id, make_world, say
+from tests.support.spaces import add_being, bot_reply_id, make_world, say, speak
 
 pytestmark = pytest.mark.db
 
@@ -260,6 +260,98 @@ def test_a_webhook_never_configured_ends_in_notices_saying_so(
         " (the webhook is not configured)."
         for name in ("echo", "sage")
     }
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("bot_delivery_retry_seconds", "10000000000000", 86400),
+        ("bot_delivery_retry_seconds", "0.5", 0.5),
+        ("bot_delivery_retry_seconds", "-5", 30),  # does not parse: the default
+        ("bot_delivery_retry_seconds", "1" + "0" * 40, 30),
+        ("bot_delivery_max_retry_seconds", "99999999999999999999", 86400),
+        ("bot_delivery_max_attempts", "3000000000", 100),
+        ("bot_delivery_max_attempts", "0", 1),
+        ("bot_delivery_max_attempts", "many", 6),
+        ("bot_trigger_timeout_ms", "99999999999", 60000),
+        ("bot_trigger_timeout_ms", "1", 100),
+    ],
+)
+def test_each_setting_is_clamped_to_a_sane_range(
+    admin: psycopg.Connection[Any], key: str, value: str, expected: float
+) -> None:
+    _configure(admin, **{key: value})
+    row = admin.execute("select private.bot_delivery_setting(%s)::float", (key,)).fetchone()
+    assert row == (expected,)
+
+
+def test_overflowing_settings_never_fail_a_members_utterance_or_the_schedule(
+    admin: psycopg.Connection[Any], api: psycopg.Connection[Any]
+) -> None:
+    # Given an operator's values that parse but overflow what they feed
+    world = make_world(admin)
+    _configure(
+        admin,
+        bot_delivery_retry_seconds="10000000000000",
+        bot_delivery_max_retry_seconds="10000000000000",
+        bot_delivery_max_attempts="3000000000",
+        bot_trigger_timeout_ms="99999999999",
+    )
+
+    # When a member speaks through the API, her utterance is stored and its
+    # first webhook queued, with the timeout and the wait at their bounds
+    said = speak(api, world.guest, "@guest", "#lounge", "still fine?")
+    [request] = _queued_for(admin, said)
+    timeout = admin.execute(
+        "select timeout_milliseconds from net.http_request_queue where id = %s", (request,)
+    ).fetchone()
+    assert timeout == (60000,)
+    wait = admin.execute(
+        "select extract(epoch from next_attempt_at - now()) from private.bot_deliveries"
+    ).fetchone()
+    assert wait is not None
+    assert 86000 < wait[0] <= 86400
+
+    # And the scheduled job runs, delivers, and gives up after 100 deliveries at most
+    _due_now(admin)
+    assert _redeliver(admin) == {"sent": 1, "gave_up": 0, "set_aside": 0, "failed": 0}
+    admin.execute("update private.bot_deliveries set attempts = 100")
+    _due_now(admin)
+    assert _redeliver(admin) == {"sent": 0, "gave_up": 1, "set_aside": 0, "failed": 0}
+
+
+def test_bookkeeping_that_fails_never_fails_the_members_insert(
+    admin: psycopg.Connection[Any], api: psycopg.Connection[Any]
+) -> None:
+    # Given counting a delivery fails (whatever the cause)
+    world = make_world(admin)
+    _configure(admin)
+    admin.execute(
+        """
+        create function private.fail_counting() returns trigger language plpgsql as $$
+        begin
+          if new.attempts > old.attempts then raise exception 'disk on fire'; end if;
+          return new;
+        end $$;
+        create trigger fail_counting before update on private.bot_deliveries
+          for each row execute function private.fail_counting();
+        """
+    )
+    warnings = warnings_of(api)
+
+    # When a member speaks, her utterance is stored, with a WARNING
+    said = speak(api, world.guest, "@guest", "#lounge", "hello")
+    assert admin.execute(
+        "select count(*) from public.intentions where id = %s", (said,)
+    ).fetchone() == (1,)
+    assert any(said in w and "disk on fire" in w for w in warnings)
+    # and its record waits, due, for the redelivery (nothing was queued uncounted)
+    assert _record(admin, said) == {
+        "attempts": 0, "state": "pending", "last_error": None, "waiting": False,
+    }  # fmt: skip
+    assert _queued_for(admin, said) == []
+    admin.execute("drop trigger fail_counting on private.bot_deliveries")
+    assert _redeliver(admin)["sent"] == 1
 
 
 def test_records_it_cannot_read_are_set_aside_and_the_others_still_go_out(

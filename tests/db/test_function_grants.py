@@ -51,7 +51,7 @@ EXPECTED: dict[str, frozenset[str]] = {
     "private.queue_bot_trigger_webhook()": NOBODY,
     "private.guard_bot_reply_id()": NOBODY,
     # Bot webhook delivery: the trigger and the scheduled job (pg_cron runs it as postgres)
-    "private.bot_delivery_setting(text,numeric)": NOBODY,
+    "private.bot_delivery_setting(text)": NOBODY,
     "private.bot_delivery_backoff(integer)": NOBODY,
     "private.post_bot_webhook(text)": NOBODY,
     "private.bot_delivery_outcome(bigint)": NOBODY,

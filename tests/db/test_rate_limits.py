@@ -14,8 +14,8 @@ import psycopg
 import pytest
 
 from tests.support.database import SERVICE_CLAIMS, User, acting_as, create_user, rpc
-from tests.support.limits import refusal, set_rate_limit
-from tests.support.spaces import add_being, make_world, speak
+from tests.support.limits import refusal, set_bot_budget, set_rate_limit
+from tests.support.spaces import add_being, make_world, say, speak
 
 pytestmark = pytest.mark.db
 
@@ -76,6 +76,59 @@ def test_no_api_role_may_read_or_change_limits_budgets_or_buckets(
     ):
         with pytest.raises(psycopg.errors.InsufficientPrivilege), acting_as(api, claims) as cur:
             cur.execute(statement)
+
+
+@pytest.mark.parametrize(
+    ("table", "column", "value"),
+    [
+        ("private.rate_limits", "burst", "-1"),
+        ("private.rate_limits", "burst", "0"),
+        ("private.rate_limits", "burst", None),
+        ("private.rate_limits", "burst", "1000001"),
+        ("private.rate_limits", "burst", "99999999999"),
+        ("private.rate_limits", "rate", "0"),
+        ("private.rate_limits", "rate", "-3"),
+        ("private.rate_limits", "rate", None),
+        ("private.rate_limits", "rate", "1000001"),
+        ("private.rate_limits", "per", "0 seconds"),
+        ("private.rate_limits", "per", "-1 minute"),
+        ("private.rate_limits", "per", "1 mon"),
+        ("private.rate_limits", "per", None),
+        ("private.bot_budgets", "tokens_per_day", "-1"),
+        ("private.bot_budgets", "tokens_per_day", None),
+        ("private.bot_budgets", "tokens_per_day", "9223372036854775808"),
+    ],
+)
+def test_an_operators_odd_limit_is_refused_when_set_so_no_member_write_meets_it(
+    admin: psycopg.Connection[Any], table: str, column: str, value: str | None
+) -> None:
+    # The operator's update fails at once, saying why; the row keeps its value
+    with pytest.raises((psycopg.errors.IntegrityError, psycopg.errors.DataError)):
+        admin.execute(f"update {table} set {column} = %s", (value,))  # noqa: S608
+
+
+def test_the_extreme_limits_an_operator_may_set_still_answer_members_cleanly(
+    admin: psycopg.Connection[Any], api: psycopg.Connection[Any], pair: tuple[User, User, str]
+) -> None:
+    amy, bob, thread_id = pair
+    # The slowest: one message, then one a week; the next is a 429 saying so
+    set_rate_limit(admin, "chat_message", burst=1, rate=1, per="7 days")
+    _post(api, amy, thread_id)
+    with pytest.raises(psycopg.Error) as refused:
+        _post(api, amy, thread_id)
+    assert refusal(refused.value) == ("PT429", "rate_limited", 7 * 24 * 3600)
+    # The fastest: a million at once, a million a second
+    set_rate_limit(admin, "chat_message", burst=1_000_000, rate=1_000_000, per="1 second")
+    for _ in range(3):
+        _post(api, bob, thread_id)
+    # The largest budget a bot may have, and none at all
+    make_world(admin)
+    said = say(admin, "@guest", "#lounge", "hi")
+    set_bot_budget(admin, "@echo", 2**63 - 1)
+    set_bot_budget(admin, "@sage", 0)
+    reserve = {"_trigger_id": said, "_tokens": 2**62}
+    assert rpc(api, SERVICE_CLAIMS, "reserve_bot_tokens", _bot_id="@echo", **reserve)["granted"]
+    assert not rpc(api, SERVICE_CLAIMS, "reserve_bot_tokens", _bot_id="@sage", **reserve)["granted"]
 
 
 def test_fifty_parallel_messages_by_one_user_stay_exactly_within_the_limit(

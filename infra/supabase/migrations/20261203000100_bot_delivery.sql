@@ -14,10 +14,11 @@
 -- and set aside (`unreadable`); one record never stops the others.
 --
 -- Tuning, in private.settings (numbers; a value that does not parse is
--- ignored): bot_delivery_max_attempts (6), bot_delivery_retry_seconds (30:
--- the wait after the first delivery, doubled after each one), up to
--- bot_delivery_max_retry_seconds (300), and bot_trigger_timeout_ms (5000,
--- pg_net's timeout per request). With the defaults and a one-minute schedule
+-- ignored, one out of range is taken as the nearest bound):
+-- bot_delivery_max_attempts (6; 1 to 100), bot_delivery_retry_seconds (30:
+-- the wait after the first delivery, doubled after each one; 0 to 86400), up
+-- to bot_delivery_max_retry_seconds (300; 0 to 86400), and
+-- bot_trigger_timeout_ms (5000, pg_net's timeout per request; 100 to 60000). With the defaults and a one-minute schedule
 -- the deliveries go out at about 0, 1, 2, 4, 8 and 13 minutes, and the error
 -- notice about 18 minutes after the utterance.
 
@@ -37,14 +38,24 @@ create index bot_deliveries_due_idx on private.bot_deliveries (next_attempt_at) 
 comment on table private.bot_deliveries is
   'Utterances not yet acknowledged by bot-trigger (pending), given up (failed: the space has error notices) or set aside (unreadable). Requeue one with: update private.bot_deliveries set state = ''pending'', attempts = 0, next_attempt_at = now() where intention_id = ...';
 
-create or replace function private.bot_delivery_setting(_key text, _default numeric) returns numeric
+-- A delivery setting: the operator's value, clamped to its range, else the
+-- default. It never raises, whatever the value: it runs in members' inserts
+-- (where an overflow would refuse the utterance) and in the scheduled job.
+create or replace function private.bot_delivery_setting(_key text) returns numeric
 language sql stable
 set search_path = ''
 as $$
-  select coalesce((
-    select s.value::numeric from private.settings s
-    where s.key = _key and s.value ~ '^\s*[0-9]+(\.[0-9]+)?\s*$'
-  ), _default)
+  select least(greatest(coalesce((
+      select s.value::numeric from private.settings s
+      where s.key = _key and s.value ~ '^\s*[0-9]{1,30}(\.[0-9]{1,30})?\s*$'
+    ), d.fallback), d.lowest), d.highest)
+  from (values
+    ('bot_delivery_max_attempts', 6, 1, 100),
+    ('bot_delivery_retry_seconds', 30, 0, 86400),
+    ('bot_delivery_max_retry_seconds', 300, 0, 86400),
+    ('bot_trigger_timeout_ms', 5000, 100, 60000)
+  ) d (key, fallback, lowest, highest)
+  where d.key = _key
 $$;
 
 -- The wait after the n-th delivery before the next one.
@@ -53,9 +64,9 @@ language sql stable
 set search_path = ''
 as $$
   select make_interval(secs => least(
-    private.bot_delivery_setting('bot_delivery_retry_seconds', 30)
+    private.bot_delivery_setting('bot_delivery_retry_seconds')
       * power(2::numeric, least(greatest(_attempts, 1) - 1, 20)),
-    private.bot_delivery_setting('bot_delivery_max_retry_seconds', 300)
+    private.bot_delivery_setting('bot_delivery_max_retry_seconds')
   )::double precision)
 $$;
 
@@ -88,7 +99,7 @@ begin
       'record', jsonb_build_object('id', _intention_id), 'old_record', null
     ),
     headers := jsonb_build_object('Content-Type', 'application/json', header_name, secret),
-    timeout_milliseconds := private.bot_delivery_setting('bot_trigger_timeout_ms', 5000)::int
+    timeout_milliseconds := private.bot_delivery_setting('bot_trigger_timeout_ms')::int
   );
 end;
 $$;
@@ -204,12 +215,14 @@ declare
   utterance record;
   reason text;
   problem text;
-  max_attempts int := greatest(private.bot_delivery_setting('bot_delivery_max_attempts', 6), 1)::int;
+  -- Nothing here may raise: an error in DECLARE would fail the whole run.
+  max_attempts int;
   sent int := 0;
   gave_up int := 0;
   set_aside int := 0;
   failed int := 0;
 begin
+  max_attempts := private.bot_delivery_setting('bot_delivery_max_attempts')::int;
   for due in
     select d.intention_id, d.attempts, d.last_request_id, d.last_error
     from private.bot_deliveries d
@@ -285,7 +298,14 @@ begin
     return null;
   end if;
   insert into private.bot_deliveries (intention_id) values (new.id) on conflict (intention_id) do nothing;
-  perform private.send_bot_delivery(new.id);
+  -- The first attempt and its bookkeeping never fail the member's insert:
+  -- if they fail, the record stays due (attempts 0) for the redelivery.
+  begin
+    perform private.send_bot_delivery(new.id);
+  exception when others then
+    raise warning 'bot webhook for intention % not sent with the utterance: % (SQLSTATE %); the redelivery will send it',
+      new.id, sqlerrm, sqlstate;
+  end;
   return null;
 end;
 $$;
