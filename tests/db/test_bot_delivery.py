@@ -124,6 +124,28 @@ def test_an_unacknowledged_delivery_is_sent_again_after_its_back_off(
     assert _record(admin, said)["attempts"] == 2  # type: ignore[index]
 
 
+def test_one_scheduled_run_drains_the_backlog_batch_after_batch(
+    admin: psycopg.Connection[Any],
+) -> None:
+    # Given five utterances unacknowledged after an outage, due again at once
+    make_world(admin)
+    _configure(admin, bot_delivery_retry_seconds="0")
+    said = [say(admin, "@guest", "#lounge", f"question {i}") for i in range(5)]
+    _due_now(admin)
+
+    # When one run goes through them two at a time
+    done = admin.execute("call private.redeliver_all_bot_webhooks(2)").fetchone()
+
+    # Then every one was sent again, once (a record sent in this run is not
+    # due again within it, even with no back-off), in three committed batches
+    assert done == ({"sent": 5, "gave_up": 0, "set_aside": 0, "failed": 0, "batches": 3},)
+    assert [len(_queued_for(admin, s)) for s in said] == [2] * 5
+    # And a run out of time stops after its batch; the next one carries on
+    _due_now(admin)
+    stopped = admin.execute("call private.redeliver_all_bot_webhooks(2, 0)").fetchone()
+    assert stopped == ({"sent": 2, "gave_up": 0, "set_aside": 0, "failed": 0, "batches": 1},)
+
+
 def test_bot_trigger_acknowledges_and_only_the_service_may(
     admin: psycopg.Connection[Any], api: psycopg.Connection[Any]
 ) -> None:

@@ -6,8 +6,9 @@
 -- delivery record, written by the webhook trigger in the same transaction as
 -- the utterance: once the insert commits, the record exists. bot-trigger
 -- acknowledges it (public.ack_bot_delivery) after the queue took the jobs; a
--- scheduled function (private.redeliver_bot_webhooks, every minute through
--- pg_cron) sends an unacknowledged one again with growing delays, and after
+-- scheduled procedure (private.redeliver_all_bot_webhooks, every minute
+-- through pg_cron, in committed batches of private.redeliver_bot_webhooks)
+-- sends an unacknowledged one again with growing delays, and after
 -- the last attempt gives up: each bot of the space posts a visible `error`
 -- intention (at its deterministic error id) and the record stays, marked
 -- `failed`, for an operator. A record it cannot read is logged with its id
@@ -18,8 +19,8 @@
 -- bot_delivery_max_attempts (6; 1 to 100), bot_delivery_retry_seconds (30:
 -- the wait after the first delivery, doubled after each one; 0 to 86400), up
 -- to bot_delivery_max_retry_seconds (300; 0 to 86400), and
--- bot_trigger_timeout_ms (5000, pg_net's timeout per request; 100 to 60000). With the defaults and a one-minute schedule
--- the deliveries go out at about 0, 1, 2, 4, 8 and 13 minutes, and the error
+-- bot_trigger_timeout_ms (5000, pg_net's timeout per request; 100 to 60000).
+-- With the defaults and a one-minute schedule the deliveries go out at about 0, 1, 2, 4, 8 and 13 minutes, and the error
 -- notice about 18 minutes after the utterance.
 
 create table private.bot_deliveries (
@@ -128,7 +129,9 @@ $$;
 
 -- One delivery of a record (which the caller has just written or locked):
 -- queue the webhook and count it, whether or not pg_net took it, so a broken
--- configuration still ends in a notice instead of retrying forever.
+-- configuration still ends in a notice instead of retrying forever. The next
+-- attempt is due after the back-off from the clock, not from the start of
+-- the transaction, so a batch of the scheduled run never finds it due again.
 create or replace function private.send_bot_delivery(_intention_id text) returns void
 language plpgsql volatile security definer
 set search_path = ''
@@ -147,7 +150,7 @@ begin
   set attempts = d.attempts + 1,
       last_request_id = request_id,
       last_error = coalesce(failure, d.last_error),
-      next_attempt_at = now() + private.bot_delivery_backoff(d.attempts + 1)
+      next_attempt_at = clock_timestamp() + private.bot_delivery_backoff(d.attempts + 1)
   where d.intention_id = _intention_id;
 end;
 $$;
@@ -203,10 +206,13 @@ begin
 end;
 $$;
 
--- The scheduled job: delivers every due record again, or gives up on it.
--- Safe to run concurrently (records are locked, others skipped). Returns
--- what it did: {"sent", "gave_up", "set_aside", "failed"}.
-create or replace function private.redeliver_bot_webhooks(_limit int default 200) returns jsonb
+-- One batch of the scheduled job: delivers up to _limit records due by
+-- _due_by (default: now) again, or gives up on them. Safe to run
+-- concurrently (records are locked, others skipped). Returns what it did:
+-- {"sent", "gave_up", "set_aside", "failed"}.
+create or replace function private.redeliver_bot_webhooks(
+  _limit int default 200, _due_by timestamptz default null
+) returns jsonb
 language plpgsql volatile security definer
 set search_path = ''
 as $$
@@ -226,7 +232,7 @@ begin
   for due in
     select d.intention_id, d.attempts, d.last_request_id, d.last_error
     from private.bot_deliveries d
-    where d.state = 'pending' and d.next_attempt_at <= now()
+    where d.state = 'pending' and d.next_attempt_at <= coalesce(_due_by, now())
     order by d.next_attempt_at
     limit greatest(_limit, 1)
     for update skip locked
@@ -278,6 +284,41 @@ begin
   return jsonb_build_object('sent', sent, 'gave_up', gave_up, 'set_aside', set_aside, 'failed', failed);
 end;
 $$;
+
+-- The scheduled job: batch after batch, each committed (so pg_net sends its
+-- webhooks at once and bot-trigger's acknowledgements never wait on a long
+-- run's locks), until nothing due when the run started is left, a batch made
+-- no progress, or _seconds have passed: after an outage the backlog drains
+-- in one run instead of _batch records a minute. Each record keeps its own
+-- isolation (redeliver_bot_webhooks). A procedure, to commit; so neither
+-- SECURITY DEFINER nor SET (PostgreSQL forbids transaction control with
+-- either): it runs as its caller (pg_cron's job runs as postgres), and every
+-- name in it is qualified. Call it on its own, not inside a transaction.
+-- `done`: the totals, plus "batches".
+create or replace procedure private.redeliver_all_bot_webhooks(
+  _batch int default 200, _seconds double precision default 45, inout done jsonb default null
+)
+language plpgsql
+as $$
+declare
+  started timestamptz := pg_catalog.clock_timestamp();
+  batch jsonb;
+begin
+  done := '{"sent": 0, "gave_up": 0, "set_aside": 0, "failed": 0, "batches": 0}';
+  loop
+    batch := private.redeliver_bot_webhooks(_batch, started) || '{"batches": 1}';
+    select pg_catalog.jsonb_object_agg(t.key, (t.value)::int + coalesce((batch ->> t.key)::int, 0))
+      into done from pg_catalog.jsonb_each_text(done) t;
+    commit;
+    exit when (batch ->> 'sent')::int + (batch ->> 'gave_up')::int + (batch ->> 'set_aside')::int
+                + (batch ->> 'failed')::int < _batch
+      or (batch ->> 'sent')::int + (batch ->> 'gave_up')::int + (batch ->> 'set_aside')::int = 0
+      or pg_catalog.clock_timestamp() > started + pg_catalog.make_interval(secs => _seconds);
+  end loop;
+end;
+$$;
+revoke all on procedure private.redeliver_all_bot_webhooks(int, double precision, jsonb)
+  from public, anon, authenticated, service_role;
 
 -- The webhook trigger, as before, plus: spaces without bots get no webhook
 -- (nobody would answer), and the delivery record is written in the
@@ -332,7 +373,8 @@ grant execute on function public.ack_bot_delivery(text) to service_role;
 -- cron.database_name: `postgres`, the project's database on hosted. In any
 -- other database (a local test template, say) pg_cron refuses to be created
 -- and nothing is scheduled there: whoever runs such a database calls
--- private.redeliver_bot_webhooks() on its own schedule (make dev does).
+-- private.redeliver_all_bot_webhooks() (or private.redeliver_bot_webhooks()
+-- for one batch) on its own schedule (make dev does).
 -- pg_cron before 1.5 schedules by the minute only, hence '* * * * *'.
 do $$
 begin
@@ -346,6 +388,6 @@ begin
     raise notice 'bot webhook redelivery not scheduled in database %: %', current_database(), sqlerrm;
     return;
   end;
-  perform cron.schedule('redeliver-bot-webhooks', '* * * * *', 'select private.redeliver_bot_webhooks()');
+  perform cron.schedule('redeliver-bot-webhooks', '* * * * *', 'call private.redeliver_all_bot_webhooks()');
 end
 $$;
