@@ -5,6 +5,8 @@ giving up with visible notices, and records that cannot be read."""
 from __future__ import annotations
 
 import json
+import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import psycopg
@@ -209,6 +211,51 @@ def test_after_the_last_attempt_each_bot_posts_an_error_notice_and_the_record_st
     _due_now(admin)
     assert _redeliver(admin)["gave_up"] == 0
     assert len(_queued_for(admin, said)) == 3
+
+
+def test_an_acknowledgement_that_loses_the_race_to_giving_up_leaves_the_answer_alone(
+    admin: psycopg.Connection[Any], admin_dsn: str, api: psycopg.Connection[Any]
+) -> None:
+    # Given an utterance on its last delivery
+    make_world(admin)
+    _configure(admin, bot_delivery_max_attempts="1")
+    said = say(admin, "@guest", "#lounge", "just in time?")
+    _due_now(admin)
+
+    # When a run gives up on it while bot-trigger's acknowledgement waits on the record
+    with psycopg.connect(admin_dsn) as run, ThreadPoolExecutor(max_workers=1) as pool:
+        assert _redeliver(run)["gave_up"] == 1  # its transaction still open
+        ack = pool.submit(rpc, api, SERVICE, "ack_bot_delivery", _intention_id=said)
+        _wait_until_blocked(admin)
+        run.commit()
+        # the acknowledgement finds the record given up
+        assert ack.result(timeout=30) is False
+    notices = admin.execute(
+        "select owner_id from public.intentions where type = 'error' order by owner_id"
+    ).fetchall()
+    assert notices == [("@echo",), ("@sage",)]
+
+    # Then the jobs it queued still answer, and each answer withdraws its
+    # bot's "could not answer" notice
+    for state in ("active", "complete"):
+        rpc(api, SERVICE, "write_bot_reply",
+            _bot_id="@echo", _trigger_id=said, _text="Here I am", _state=state)  # fmt: skip
+    rows = admin.execute(
+        "select owner_id, type, state from public.intentions"
+        " where content->>'in_reply_to' = %s order by owner_id, type",
+        (said,),
+    ).fetchall()
+    assert rows == [("@echo", "utterance", "complete"), ("@sage", "error", "failed")]
+    # And the record stays for the operator
+    assert _record(admin, said)["state"] == "failed"  # type: ignore[index]
+
+
+def _wait_until_blocked(admin: psycopg.Connection[Any], timeout: float = 30) -> None:
+    """Until some session waits on a lock (pg_locks: visible to every role)."""
+    deadline = time.monotonic() + timeout
+    while admin.execute("select count(*) from pg_locks where not granted").fetchone() == (0,):
+        assert time.monotonic() < deadline, "nothing waited on a lock"
+        time.sleep(0.02)
 
 
 def test_a_broken_configuration_counts_attempts_and_ends_in_a_notice(

@@ -59,6 +59,7 @@ EXPECTED: dict[str, frozenset[str]] = {
     "private.give_up_bot_delivery(text,text)": NOBODY,
     "private.redeliver_bot_webhooks(integer,timestamp with time zone)": NOBODY,
     "private.redeliver_all_bot_webhooks(integer,double precision,jsonb)": NOBODY,
+    "private.withdraw_delivery_notice()": NOBODY,
     "private.take_rate_tokens(text,integer)": NOBODY,
     "private.limit_space_writes()": NOBODY,
     "private.limit_chat_writes()": NOBODY,

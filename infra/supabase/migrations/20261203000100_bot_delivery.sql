@@ -285,6 +285,38 @@ begin
 end;
 $$;
 
+-- The one race giving up cannot close: bot-trigger's acknowledgement may be
+-- waiting on the record while a run gives up on it; it then finds the record
+-- `failed`, deletes nothing, and the jobs it queued still run. So when a bot
+-- completes its reply to an utterance whose delivery was given up, the
+-- notice that bot posted for it is withdrawn: the space shows the answer,
+-- not the answer and "could not answer". (The record stays `failed` for
+-- operators.)
+create or replace function private.withdraw_delivery_notice() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  trigger_id text := new.content ->> 'in_reply_to';
+begin
+  if trigger_id is not null
+     and new.id = private.bot_reply_id(new.owner_id, trigger_id, 'utterance')
+     and exists (
+       select 1 from private.bot_deliveries d where d.intention_id = trigger_id and d.state = 'failed'
+     ) then
+    delete from public.intentions i
+    where i.id = private.bot_reply_id(new.owner_id, trigger_id, 'error')
+      and i.owner_id = new.owner_id and i.type = 'error';
+  end if;
+  return null;
+end;
+$$;
+
+create trigger intentions_withdraw_delivery_notice
+  after insert or update of state on public.intentions
+  for each row when (new.type = 'utterance' and new.state = 'complete' and left(new.id, 11) = '/bot-reply-')
+  execute function private.withdraw_delivery_notice();
+
 -- The scheduled job: batch after batch, each committed (so pg_net sends its
 -- webhooks at once and bot-trigger's acknowledgements never wait on a long
 -- run's locks), until nothing due when the run started is left, a batch made
