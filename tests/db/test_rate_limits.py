@@ -265,6 +265,41 @@ def test_an_utterance_asks_one_bot_answer_per_bot_in_the_space(
     speak(api, world.guest, "@guest", "#quiet", "no bots here")
 
 
+def test_a_space_with_more_bots_than_the_burst_is_charged_every_answer(
+    admin: psycopg.Connection[Any], api: psycopg.Connection[Any]
+) -> None:
+    # Given a space with 30 bots, and the default limit: 10 answers at once, 10 a minute
+    world = make_world(admin)
+    add_being(admin, "#crowd", type_="space", owner="@guest")
+    for i in range(30):
+        add_being(admin, f"@bot{i}", type_="bot", location="#crowd", bot_model="m")
+    set_rate_limit(admin, "bot_answer", burst=10, rate=10, per="1 minute")
+
+    # When a member asks them, her full bucket lets the question through and
+    # is charged all 30 answers: 20 in debt
+    speak(api, world.guest, "@guest", "#crowd", "everyone?")
+    tokens = admin.execute(
+        "select tokens from private.rate_buckets where action = 'bot_answer'"
+    ).fetchone()
+    assert tokens == (-20.0,)
+
+    # Then the next question waits until the bucket is full again: 30
+    # answers at 10 a minute, 3 minutes
+    with pytest.raises(psycopg.Error) as refused:
+        speak(api, world.guest, "@guest", "#crowd", "anyone?")
+    state, code, seconds = refusal(refused.value)
+    assert (state, code) == ("PT429", "rate_limited")
+    assert 175 <= seconds <= 180
+    # Not sooner (two minutes on, the bucket is not full yet)
+    admin.execute("update private.rate_buckets set refilled_at = refilled_at - interval '120 s'")
+    with pytest.raises(psycopg.Error) as still:
+        speak(api, world.guest, "@guest", "#crowd", "anyone?")
+    assert 55 <= refusal(still.value)[2] <= 60
+    # And once it is, one more question of 30 answers goes through
+    admin.execute("update private.rate_buckets set refilled_at = refilled_at - interval '60 s'")
+    speak(api, world.guest, "@guest", "#crowd", "now?")
+
+
 def test_fifty_parallel_utterances_to_the_bots_stay_within_the_limit(
     admin: psycopg.Connection[Any], authenticator_dsn: str
 ) -> None:
