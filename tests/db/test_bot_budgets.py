@@ -4,6 +4,8 @@ past the budget by at most one reply, however many jobs run at once."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -73,6 +75,43 @@ def test_concurrent_jobs_never_overrun_by_more_than_one_reply(
     # Holds of 0, 3000, 6000 and 9000 before each were below 10,000: four
     # replies in flight, at most one of them past the budget
     assert granted.count(True) == 4
+
+
+def test_a_reply_recorded_while_its_duplicate_job_reserves_never_deadlocks(
+    admin: psycopg.Connection[Any], authenticator_dsn: str
+) -> None:
+    # Under at-least-once delivery a job may run twice at once: one records
+    # its reply's spend while the other asks for the same hold. Run the two
+    # against each other, released together, many times.
+    make_world(admin)
+    rounds = 150
+    triggers = [say(admin, "@guest", "#lounge", f"q{i}") for i in range(rounds)]
+    barrier = threading.Barrier(2)
+    failures: list[str] = []
+
+    def race(call: Callable[[psycopg.Connection[Any], str], Any]) -> None:
+        with psycopg.connect(authenticator_dsn, autocommit=True) as conn:
+            for trigger in triggers:
+                barrier.wait(timeout=30)
+                try:
+                    call(conn, trigger)
+                except psycopg.Error as exc:
+                    failures.append(f"{type(exc).__name__}: {exc}")
+
+    with psycopg.connect(authenticator_dsn, autocommit=True) as setup:
+        for trigger in triggers:
+            _reserve(setup, "@echo", trigger, 100)  # the first job's hold
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        done = [
+            pool.submit(race, lambda conn, t: _record(conn, "@echo", t, 50)),
+            pool.submit(race, lambda conn, t: _reserve(conn, "@echo", t, 100)),
+        ]
+        for future in done:
+            future.result(timeout=300)
+
+    # Then neither ever failed, and every recorded spend is in the ledger
+    assert failures == []
+    assert spent_today(admin, "@echo") == (50 * rounds, 0)
 
 
 def test_holds_of_dead_jobs_expire_and_a_redelivered_job_keeps_one_hold(

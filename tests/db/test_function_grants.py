@@ -63,6 +63,7 @@ EXPECTED: dict[str, frozenset[str]] = {
     "private.take_rate_tokens(text,integer)": NOBODY,
     "private.limit_space_writes()": NOBODY,
     "private.limit_chat_writes()": NOBODY,
+    "private.lock_bot_tokens(text)": NOBODY,
     "private.bot_budget(text,text)": NOBODY,
     "private.bot_budget_refusal(text,text,text,text,date)": NOBODY,
     "private.add_bot_tokens(text,text,date,bigint,boolean)": NOBODY,

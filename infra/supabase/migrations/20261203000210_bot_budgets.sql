@@ -53,6 +53,22 @@ create index bot_token_holds_space_idx on private.bot_token_holds (space_id);
 revoke all on private.bot_budgets, private.bot_token_usage, private.bot_token_holds
   from public, anon, authenticated, service_role;
 
+-- Every reservation and every record of one bot's tokens takes this lock
+-- first, for the rest of its transaction: one bot's holds and ledgers are
+-- then only ever touched by one job at a time, whatever order each function
+-- touches them in. Without it, a job recording its spend (hold, then
+-- ledger) and a duplicate of that job reserving (ledger, then hold), which
+-- at-least-once delivery makes normal, could deadlock and lose the spend.
+-- Jobs of different bots share only a space's ledger, and every function
+-- takes that one last.
+create or replace function private.lock_bot_tokens(_bot_id text) returns void
+language sql volatile
+set search_path = ''
+as $$
+  select pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('private.bot_token_usage'),
+                                          pg_catalog.hashtext(_bot_id))
+$$;
+
 -- The budget of a bot or space: its own row, else the '*' row, else none.
 create or replace function private.bot_budget(_scope text, _subject text) returns bigint
 language sql stable
@@ -132,8 +148,9 @@ begin
     perform private.raise_api_error(404, 'unknown_trigger', 'no such intention');
   end if;
 
+  perform private.lock_bot_tokens(_bot_id);
   delete from private.bot_token_holds h where h.bot_id = _bot_id and h.expires_at <= now();
-  -- Always the bot's ledger first, then the space's: no two jobs wait on each other in turn.
+  -- The bot's ledger, then the space's (shared with other bots' jobs) last.
   refusal := coalesce(
     private.bot_budget_refusal('bot', _bot_id, _bot_id, _trigger_id, today),
     private.bot_budget_refusal('space', space_id, _bot_id, _trigger_id, today)
@@ -182,6 +199,7 @@ begin
   if _tokens is null or _tokens < 0 then
     perform private.raise_api_error(400, 'invalid_tokens', 'tokens must be zero or more');
   end if;
+  perform private.lock_bot_tokens(_bot_id);
   delete from private.bot_token_holds h
   where h.bot_id = _bot_id and h.trigger_id = _trigger_id
   returning h.space_id into space_id;
