@@ -52,7 +52,7 @@ def test_the_defaults_are_rows_a_real_chat_lives_with(admin: psycopg.Connection[
         "bot_answer": (10, 10, 60),
     }
     budgets = admin.execute("select scope, subject, tokens_per_day from private.bot_budgets")
-    assert budgets.fetchall() == [("bot", "*", 250000)]
+    assert sorted(budgets.fetchall()) == [("bot", "*", 250000), ("member", "*", 50000)]
 
 
 @pytest.mark.parametrize("role", API_ROLES)
