@@ -146,6 +146,11 @@ def test_one_scheduled_run_drains_the_backlog_batch_after_batch(
     _due_now(admin)
     stopped = admin.execute("call private.redeliver_all_bot_webhooks(2, 0)").fetchone()
     assert stopped == ({"sent": 2, "gave_up": 0, "set_aside": 0, "failed": 0, "batches": 1},)
+    # And an operator's hand-typed call with nulls or a zero batch still
+    # drains, one at a time (the sixth batch finds nothing and ends the run)
+    _due_now(admin)
+    odd = admin.execute("call private.redeliver_all_bot_webhooks(0, null)").fetchone()
+    assert odd == ({"sent": 5, "gave_up": 0, "set_aside": 0, "failed": 0, "batches": 6},)
 
 
 def test_bot_trigger_acknowledges_and_only_the_service_may(

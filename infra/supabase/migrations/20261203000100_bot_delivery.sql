@@ -20,8 +20,9 @@
 -- the wait after the first delivery, doubled after each one; 0 to 86400), up
 -- to bot_delivery_max_retry_seconds (300; 0 to 86400), and
 -- bot_trigger_timeout_ms (5000, pg_net's timeout per request; 100 to 60000).
--- With the defaults and a one-minute schedule the deliveries go out at about 0, 1, 2, 4, 8 and 13 minutes, and the error
--- notice about 18 minutes after the utterance.
+-- With the defaults and a one-minute schedule the deliveries go out at about
+-- 0, 1, 2, 4, 8 and 13 minutes, and the error notice about 18 minutes after
+-- the utterance.
 
 create table private.bot_deliveries (
   intention_id text primary key,
@@ -336,6 +337,8 @@ declare
   started timestamptz := pg_catalog.clock_timestamp();
   batch jsonb;
 begin
+  _batch := greatest(coalesce(_batch, 200), 1);
+  _seconds := coalesce(_seconds, 45);
   done := '{"sent": 0, "gave_up": 0, "set_aside": 0, "failed": 0, "batches": 0}';
   loop
     batch := private.redeliver_bot_webhooks(_batch, started) || '{"batches": 1}';
