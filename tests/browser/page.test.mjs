@@ -278,3 +278,41 @@ test('typing shows "... is typing" on the other page, throttled, and gone once t
   await ada.context.close()
   await bob.context.close()
 })
+
+test('opened after Bob read her message, Ada\'s page loads his read mark and shows it as seen', async () => {
+  // Given Ada wrote while her page was closed, and Bob opened his and read it
+  const text = `Read while you were away ${Date.now()}`
+  await post(`${env.API_URL}/chat/messages`, 'ada', { thread_id: 'ada__bob', body: text })
+  const bob = await signedIn('?as=bob')
+  await messageIn(bob.page, text)
+  const id = await bob.page.locator('#messages li', { hasText: text }).getAttribute('data-id')
+  const bobsMark = async () => {
+    const response = await fetch(`${env.SUPABASE_URL}/rest/v1/rpc/chat_thread_read_marks`, {
+      method: 'POST',
+      headers: { apikey: env.SUPABASE_ANON_KEY, Authorization: `Bearer ${token(env.BOB_ID, 'bob')}`,
+                 'Content-Type': 'application/json' },
+      body: JSON.stringify({ _thread_id: 'ada__bob' }),
+    })
+    assert.equal(response.status, 200, await response.clone().text())
+    return (await response.json()).find((mark) => mark.reader_mongo_id === 'bob')
+  }
+  const deadline = Date.now() + 10000
+  while ((await bobsMark())?.message_id !== id) {
+    assert.ok(Date.now() < deadline, 'Bob\'s page never marked the message read')
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  // (his page closed: no READ from Bob can come after this)
+  await bob.context.close()
+
+  // When Ada opens the page
+  const ada = await signedIn('?as=ada')
+
+  // Then her message shows as seen, from the mark the page loads with the thread
+  const mine = ada.page.locator('#messages li.mine', { hasText: text })
+  await mine.and(ada.page.locator('li[data-seen]')).waitFor({ timeout: 10000 })
+  assert.equal(await ada.page.locator('#messages li[data-seen]').count(), 1)
+  const state = await chatState(ada.page)
+  assert.equal(state.readByOther.id, id)
+  assert.deepEqual(state.errors, [])
+  await ada.context.close()
+})

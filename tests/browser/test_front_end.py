@@ -44,5 +44,5 @@ def test_the_page_in_a_real_browser(
     report = run_node(
         dev_stack, "tests/browser/page.test.mjs", screenshot=shot, extra_env=seeded_thread
     )
-    assert _passed(report) == 8, report
+    assert _passed(report) == 9, report
     assert shot.stat().st_size > 10_000, "no screenshot of the conversation"

@@ -1,6 +1,8 @@
 """Read receipts and unread counts (migration 20261203000400):
 mark_chat_thread_read, its READ broadcast, the marks' RLS and
-chat_unread_counts, as anon, as a participant and as a stranger."""
+chat_unread_counts; and chat_thread_read_marks (20261203000800), the marks
+a page loads when it opens a thread; as anon, as a participant and as a
+stranger."""
 
 from __future__ import annotations
 
@@ -225,3 +227,59 @@ def test_counts_cover_every_thread_of_the_caller_in_one_call(
     rows = rpc_rows(api, amy.claims(), "chat_unread_counts")
     assert {r["thread_id"]: r["unread_count"] for r in rows} == expected
     assert [r["unread_count"] for r in rows if r["unread_count"]] == list(range(29, 0, -1))
+
+
+def read_marks(api: psycopg.Connection[Any], user: User | None, thread: str = "amy__bob") -> Any:
+    return rpc_rows(
+        api, user.claims() if user else None, "chat_thread_read_marks", _thread_id=thread
+    )
+
+
+def test_both_participants_load_both_marks_as_the_read_broadcast_carried_them(
+    admin: psycopg.Connection[Any], api: psycopg.Connection[Any], trio: tuple[User, User, User]
+) -> None:
+    amy, bob, _ = trio
+    assert read_marks(api, amy) == read_marks(api, bob) == []
+
+    # Given bob read amy's newer message (then an older one: no move) and amy bob's reply
+    older, newer = send(api, amy, "older"), send(api, amy, "newer")
+    mark(api, bob, newer)
+    mark(api, bob, older)
+    reply = send(api, bob, "reply")
+    mark(api, amy, reply)
+
+    # Then each participant loads both marks, each row what the last READ
+    # broadcast said of that reader (a page shows either the same way; the
+    # "id" is the one realtime.send gives each broadcast)
+    broadcast = {
+        payload["reader_mongo_id"]: {k: v for k, v in payload.items() if k != "id"}
+        for (payload,) in admin.execute(
+            "select payload from realtime.messages where event = 'READ' order by inserted_at, id"
+        )
+    }
+    for user in (amy, bob):
+        rows = {row["reader_mongo_id"]: row for row in read_marks(api, user)}
+        assert rows == broadcast
+    assert (broadcast["bob"]["reader_id"], broadcast["bob"]["message_id"]) == (str(bob.id), newer)
+    assert (broadcast["amy"]["reader_id"], broadcast["amy"]["message_id"]) == (str(amy.id), reply)
+
+
+def test_read_marks_are_refused_to_a_stranger_as_for_a_missing_thread_and_to_anon(
+    admin: psycopg.Connection[Any], api: psycopg.Connection[Any], trio: tuple[User, User, User]
+) -> None:
+    amy, bob, eve = trio
+    mark(api, bob, send(api, amy, "hello"))
+    rpc(api, eve.claims(), "ensure_chat_thread", _other_mongo_id="bob")
+    unlinked = create_user(admin, None)
+
+    # A stranger learns nothing about amy and bob: the answer a missing thread gets
+    assert full_refusal(lambda: read_marks(api, eve)) == (
+        "PT404", "unknown_thread", "no such thread",
+    )  # fmt: skip
+    assert full_refusal(lambda: read_marks(api, eve)) == full_refusal(
+        lambda: read_marks(api, eve, thread="amy__nobody")
+    )
+    assert read_marks(api, eve, thread="bob__eve") == []
+    assert refusal(lambda: read_marks(api, unlinked)) == ("PT403", "no_chat_identity")
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        read_marks(api, None)

@@ -34,6 +34,7 @@ EXPECTED: dict[str, frozenset[str]] = {
     "mark_chat_thread_read(text,uuid)": AUTHENTICATED,
     "chat_unread_counts()": AUTHENTICATED,
     "chat_messages_before(text,uuid,integer)": AUTHENTICATED,
+    "chat_thread_read_marks(text)": AUTHENTICATED,
     "space_intentions_before(text,text,integer)": AUTHENTICATED,
     # Policy helpers: RLS calls them as the signed-in user
     "private.my_being_ids()": AUTHENTICATED,

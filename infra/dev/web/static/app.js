@@ -6,7 +6,8 @@
 // Realtime with setAuth. Opening a thread or the space loads its newest page
 // of history through an RPC (chat_messages_before, space_intentions_before),
 // then the channel carries it on live; scrolling up pages further back. What
-// the other participant has read arrives as READ on chat:<thread_id>.
+// the other participant has read is loaded with it (chat_thread_read_marks)
+// and then arrives as READ on chat:<thread_id>.
 import { createClient } from '@supabase/supabase-js'
 
 const $ = (id) => document.getElementById(id)
@@ -157,6 +158,7 @@ async function goLive(channel, which) {
     // Fill the box, so that it scrolls (and scrolling up asks for more).
     while (!pagers[which].done && list.scrollHeight <= list.clientHeight) await loadEarlier(which)
     list.scrollTop = list.scrollHeight
+    if (which === 'dm') await loadReadMarks()
     log(`${which}: ${state.history[which]} earlier message(s) loaded, now live`)
   } catch (error) {
     state.errors.push(String(error))
@@ -261,12 +263,24 @@ function markRead(record) {
   }, 300)
 }
 
+// The marks the thread had before this page subscribed, in the READ
+// payload's shape: the other may have read before this page was open.
+async function loadReadMarks() {
+  const { data, error } = await supabase.rpc('chat_thread_read_marks', { _thread_id: state.threadId })
+  if (error) throw new Error(`chat_thread_read_marks: ${error.code} ${error.message}`)
+  data.forEach(showRead)
+}
+
 function showRead(receipt) {
   if (receipt.reader_mongo_id === state.me) return
-  state.readByOther = receipt.message_id
+  // Loaded and live marks may arrive in either order: the newest one holds.
+  const position = `${receipt.message_created_at} ${receipt.message_id}`
+  if (!state.readByOther || state.readByOther.position < position) {
+    state.readByOther = { position, id: receipt.message_id, createdAt: receipt.message_created_at }
+  }
   // "seen" goes on my newest message up to their mark, as chat apps show it.
   const mine = [...$('messages').querySelectorAll('li.mine')]
-  const last = mine.filter((item) => item.dataset.created <= receipt.message_created_at).at(-1)
+  const last = mine.filter((item) => item.dataset.created <= state.readByOther.createdAt).at(-1)
   if (!last) return
   for (const item of mine) delete item.dataset.seen
   last.dataset.seen = 'true'
