@@ -108,6 +108,18 @@ def record_handler(record: SQSRecord, lambda_context: Any = None) -> str:
         )
         retry_in(record, delay)
         raise
+    except Exception:
+        # Unforeseen (a bug, a reply the database refuses): retried like a
+        # provider failure; the last attempt has written the error notice
+        # (shared.bots.worker), so this one failed writing it too.
+        delay = config.retry_delay(receives)
+        errors.error(
+            "job %s failed (bot %s, utterance %s, receive %d): retried in %ds",
+            record.message_id, job.bot_id, job.trigger_id, receives, delay, exc_info=True,
+            extra={"bot_id": job.bot_id, "trigger_id": job.trigger_id, "receives": receives},
+        )  # fmt: skip
+        retry_in(record, delay)
+        raise
     logger.info("job done", extra={"bot_id": job.bot_id, "outcome": outcome.status})
     return outcome.status
 

@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import httpx
 
@@ -143,15 +144,19 @@ class OpenAICompatible:
         events: Iterator[str], on_usage: Callable[[Usage], None] | None = None
     ) -> Iterator[str]:
         finished = False
+        text = _UnicodeText()
         try:
             for data in events:
                 if data.strip() == "[DONE]":
+                    yield from text.close()
                     return
                 try:
                     chunk = json.loads(data)
                 except ValueError:
                     logger.warning("skipping a malformed stream event")
                     continue
+                except RecursionError:  # nested past the parser's depth: not a chunk of ours
+                    raise LlmError("provider sent a malformed stream", retryable=True) from None
                 if not isinstance(chunk, dict):
                     continue
                 usage = usage_of(chunk)
@@ -159,21 +164,74 @@ class OpenAICompatible:
                     on_usage(usage)
                 if isinstance(chunk.get("error"), dict):
                     code = chunk["error"].get("code")
-                    status = code if isinstance(code, int) else 502
+                    status = code if type(code) is int else 502
                     raise _error_for_status(status)
-                for choice in chunk.get("choices") or []:
-                    delta = (choice or {}).get("delta") or {}
-                    text = delta.get("content")
-                    if isinstance(text, str) and text:
-                        yield text
-                    if (choice or {}).get("finish_reason"):
+                for choice in _choices(chunk):
+                    content = choice["delta"].get("content")
+                    if isinstance(content, str) and content:
+                        yield from text.feed(content)
+                    if choice.get("finish_reason"):
                         finished = True
         except LlmError:
             if finished:  # the answer was complete; only its trailer was late or broken
+                yield from text.close()
                 return
             raise
         if not finished:
             raise LlmError("stream ended early", retryable=True)
+        yield from text.close()
+
+
+def _choices(chunk: dict[str, Any]) -> list[dict[str, Any]]:
+    """The chunk's choices that have the shape OpenAI documents (objects with
+    a `delta` object); anything else is skipped, with a warning."""
+    choices = chunk.get("choices")
+    if choices is None:
+        return []
+    if not isinstance(choices, list):
+        logger.warning("skipping a stream chunk whose choices are not a list")
+        return []
+    usable = []
+    for choice in choices:
+        if not isinstance(choice, dict):
+            logger.warning("skipping a stream choice that is not an object")
+            continue
+        delta = choice.get("delta")
+        if delta is None:
+            choice = {**choice, "delta": {}}
+        elif not isinstance(delta, dict):
+            logger.warning("skipping a stream choice whose delta is not an object")
+            continue
+        usable.append(choice)
+    return usable
+
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+class _UnicodeText:
+    """Deltas as valid Unicode: JSON's escapes can split a character outside
+    the BMP into a surrogate pair across two chunks (`"\\ud83d"`, then
+    `"\\ude00"`), which no database or encoder takes as is. A trailing high
+    surrogate waits for the next delta; pairs are joined, lone halves become
+    U+FFFD."""
+
+    def __init__(self) -> None:
+        self._held = ""
+
+    def feed(self, delta: str) -> Iterator[str]:
+        text, self._held = self._held + delta, ""
+        if "\ud800" <= text[-1] <= "\udbff":
+            text, self._held = text[:-1], text[-1]
+        if _SURROGATES.search(text):
+            text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+        if text:
+            yield text
+
+    def close(self) -> Iterator[str]:
+        if self._held:
+            self._held = ""
+            yield "\ufffd"
 
 
 class _StreamReader(threading.Thread):

@@ -411,3 +411,100 @@ def test_a_taken_reply_id_is_reported_not_taken_for_an_answer(
     assert "@echo:utterance" not in replies
     assert replies["@echo:error"][:2] == ("failed", "echo could not answer: its reply id is taken.")
     assert any(r.levelname == "ERROR" and "cannot reply" in r.getMessage() for r in caplog.records)
+
+
+def _content(text: str) -> str:
+    return json.dumps({"choices": [{"index": 0, "delta": {"content": text}}]})
+
+
+def test_chunks_of_the_wrong_shape_are_skipped_and_the_reply_completes(
+    pipeline: tuple[Handler, Handler],
+    queues: tuple[Any, str, str],
+    admin: psycopg.Connection[Any],
+    llm: FakeLlm,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Given a provider whose stream has chunks of shapes no OpenAI client expects
+    odd = ['{"choices": ["x"]}', '{"choices": [{"delta": "text"}]}', '{"choices": "abc"}',
+           '{"choices": [null, {"delta": {"content": 5}}]}', "[1, 2]"]  # fmt: skip
+    llm.script = [reply("an answer", events=[*odd, _content(" after all")])]
+
+    # When the bots answer
+    _, said, _ = _converse(admin, pipeline, queues)
+
+    # Then the odd chunks were skipped (and said so), the rest is the reply
+    assert _replies(admin, said)["@echo:utterance"][:2] == ("complete", "an answer after all")
+    assert any(r.levelname == "WARNING" and "skipping" in r.getMessage() for r in caplog.records)
+
+
+def test_an_event_nested_past_the_parser_is_a_provider_failure_then_a_notice(
+    pipeline: tuple[Handler, Handler],
+    queues: tuple[Any, str, str],
+    admin: psycopg.Connection[Any],
+    llm: FakeLlm,
+) -> None:
+    # Given a provider that sends an event nested 5,000 deep
+    llm.script = [reply("so deep", events=["[" * 5000 + "]" * 5000], finish=False)]
+
+    # When the bots answer
+    _, said, responses = _converse(admin, pipeline, queues)
+
+    # Then each attempt failed as the provider's fault, and the last one told the space
+    assert [len(r["batchItemFailures"]) for r in responses] == [2, 2, 0]
+    replies = _replies(admin, said)
+    assert replies["@echo:error"][:2] == (
+        "failed", "echo could not answer: the model provider failed (provider sent a malformed stream)."
+    )  # fmt: skip
+    assert not any(state == "active" for state, _, _ in replies.values())
+    assert len(llm.requests) == 6
+
+
+@pytest.mark.parametrize("adapter", ["direct", "postgrest"], indirect=True)
+def test_a_character_split_across_two_chunks_is_stored_whole(
+    pipeline: tuple[Handler, Handler],
+    queues: tuple[Any, str, str],
+    admin: psycopg.Connection[Any],
+    llm: FakeLlm,
+) -> None:
+    # Given a provider that escapes an emoji as a surrogate pair and sends its
+    # halves in two chunks, and a lone half elsewhere
+    llm.script = [Step(tokens=["Hi ", "\ud83d", "\ude00", " and \udc00", " bye \ud83d"])]
+
+    # When the bots answer
+    _, said, _ = _converse(admin, pipeline, queues)
+
+    # Then the reply is stored, the pair as one character, lone halves replaced
+    state, text, _ = _replies(admin, said)["@echo:utterance"]
+    assert (state, text) == ("complete", "Hi \U0001f600 and \ufffd bye \ufffd")
+
+
+def test_a_reply_the_database_refuses_is_retried_then_closed_with_a_notice(
+    pipeline: tuple[Handler, Handler],
+    queues: tuple[Any, str, str],
+    admin: psycopg.Connection[Any],
+    llm: FakeLlm,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("LLM_TIMEOUT_SECONDS", "10")  # every attempt fails, but never late
+    container.reset()
+    # Given a model whose reply ends in a NUL, which PostgreSQL's text refuses
+    llm.script = [Step(tokens=["Hello", " world\u0000"])]
+
+    # When the bots answer
+    _, said, responses = _converse(admin, pipeline, queues)
+
+    # Then each attempt failed and was retried, the last one told the space,
+    # and nothing was left `active`
+    assert [len(r["batchItemFailures"]) for r in responses] == [2, 2, 0]
+    replies = _replies(admin, said)
+    assert replies["@echo:utterance"][:2] == ("failed", "Hello")
+    assert replies["@echo:error"][:2] == (
+        "failed", "echo could not answer: an internal error stopped it."
+    )  # fmt: skip
+    assert not any(state == "active" for state, _, _ in replies.values())
+    # and every failure was logged at ERROR, with its traceback and the job's ids
+    failures = [r for r in caplog.records if r.levelname == "ERROR" and r.exc_info]
+    assert len(failures) == 2 * 3
+    assert all(getattr(r, "bot_id", None) in ("@echo", "@sage") for r in failures)
+    assert all(getattr(r, "trigger_id", None) == said for r in failures)

@@ -39,6 +39,9 @@ class Step:
     # a word count of the messages and the number of tokens streamed.
     usage: tuple[int, int] | None = None
     report_usage: bool = True
+    # Data payloads sent as they are, one event each, after the tokens: what
+    # a broken or hostile provider may send.
+    events: list[str] = field(default_factory=list)
 
 
 def reply(text: str, **kwargs: Any) -> Step:
@@ -138,6 +141,8 @@ def _handler(fake: FakeLlm) -> type[BaseHTTPRequestHandler]:
                         step.gate.wait(10)
                     if step.delay_between:
                         time.sleep(step.delay_between)
+                for event in step.events:
+                    self.wfile.write(f"data: {event}\n\n".encode())
                 if step.finish:
                     self.wfile.write(_chunk(None, "stop"))
                     asked = (body.get("stream_options") or {}).get("include_usage")
