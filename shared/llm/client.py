@@ -3,6 +3,7 @@ default), and the offline echo model used when no key is configured."""
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import queue
@@ -256,6 +257,9 @@ class _StreamReader(threading.Thread):
             _READ_AHEAD_EVENTS
         )
         self._cancelled = threading.Event()
+        # Threads do not inherit context variables: the reader's log lines
+        # carry the correlation id of the job that started it.
+        self._context = contextvars.copy_context()
 
     def cancel(self) -> None:
         self._cancelled.set()
@@ -277,6 +281,9 @@ class _StreamReader(threading.Thread):
             yield value
 
     def run(self) -> None:
+        self._context.run(self._run)
+
+    def _run(self) -> None:
         try:
             self._exchange()
         except StreamTooLarge as exc:
