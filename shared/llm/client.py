@@ -3,11 +3,13 @@ default), and the offline echo model used when no key is configured."""
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import json
 import logging
 import queue
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -89,9 +91,11 @@ class OpenAICompatible:
     hands parsed events over; the caller waits for each one only until the
     deadline, so no socket read, slow drip or endless line can hold it
     longer. Lines and events are capped (shared.llm.sse), as is the number
-    of events read ahead, so memory stays bounded too. A reader left behind
-    at the deadline stops at its next chunk, or when its read timeout (at
-    most the time that was left) expires.
+    of events read ahead, so memory stays bounded too. When the caller stops
+    (the deadline, a closed stream) the reader's socket is shut down, so the
+    thread ends at once and the half-read connection is closed, not pooled
+    (still connecting or waiting for the headers, it ends within its
+    timeouts, at most the time that was left).
     """
 
     def __init__(
@@ -257,12 +261,22 @@ class _StreamReader(threading.Thread):
             _READ_AHEAD_EVENTS
         )
         self._cancelled = threading.Event()
+        self._socket: socket.socket | None = None
         # Threads do not inherit context variables: the reader's log lines
         # carry the correlation id of the job that started it.
         self._context = contextvars.copy_context()
 
     def cancel(self) -> None:
+        """Stops the reader now, not when its read timeout (up to the whole
+        deadline) runs out: its socket is shut down, so a read waiting on it
+        returns at once and the connection is closed, never pooled half-read."""
         self._cancelled.set()
+        sock = self._socket
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                # socket.socket's own: an SSLSocket's would drop its TLS state
+                # under the reading thread.
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
     def events(self) -> Iterator[str]:
         while True:
@@ -294,6 +308,8 @@ class _StreamReader(threading.Thread):
         except httpx.HTTPError:
             self._put("error", LlmError("provider unreachable", retryable=True))
         except Exception:  # the caller must hear of it, not wait for the deadline
+            if self._cancelled.is_set():
+                return  # stopped by cancel(): nobody is waiting for more
             logger.exception("reading the provider's stream failed")
             self._put("error", LlmError("provider stream failed", retryable=True))
 
@@ -303,6 +319,10 @@ class _StreamReader(threading.Thread):
         with self._http.stream(
             "POST", self._url, json=self._body, headers=self._headers, timeout=timeout
         ) as response:
+            stream = response.extensions.get("network_stream")
+            self._socket = stream.get_extra_info("socket") if stream is not None else None
+            if self._cancelled.is_set():
+                return
             if response.status_code != 200:
                 read = 0
                 for chunk in response.iter_raw():  # an error body is read, but only so much
