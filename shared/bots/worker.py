@@ -236,6 +236,8 @@ def _reply(
             close = getattr(stream, "close", None)
             if close is not None:
                 close()  # stops the model's reader at once
+        if not text.strip():  # nothing to show: never a `complete`, empty message
+            raise LlmError("the model's reply was empty", retryable=True)
     except LlmError as exc:
         writer.close_failed(text)
         logger.warning("bot %s: provider error (%s), retryable=%s", job.bot_id, exc, exc.retryable)

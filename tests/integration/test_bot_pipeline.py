@@ -508,3 +508,41 @@ def test_a_reply_the_database_refuses_is_retried_then_closed_with_a_notice(
     assert len(failures) == 2 * 3
     assert all(getattr(r, "bot_id", None) in ("@echo", "@sage") for r in failures)
     assert all(getattr(r, "trigger_id", None) == said for r in failures)
+
+
+def test_an_empty_reply_is_retried_not_stored(
+    pipeline: tuple[Handler, Handler],
+    queues: tuple[Any, str, str],
+    admin: psycopg.Connection[Any],
+    llm: FakeLlm,
+) -> None:
+    # Given a model that finishes without a word, then with blanks, then answers
+    llm.script = [Step(tokens=[]), Step(tokens=["  ", "\n"]), reply("Here I am")]
+    make_world(admin)
+    admin.execute("delete from public.beings where id = '@sage'")
+    said = say(admin, "@guest", "#lounge", "hello?")
+    deliver_webhooks(admin, pipeline[0])
+
+    # When the bot answers
+    responses = drain(queues[0], queues[1], pipeline[1])
+
+    # Then the empty replies were failures, retried; the answer is the reply
+    assert [len(r["batchItemFailures"]) for r in responses[:2]] == [1, 1]
+    assert len(llm.requests) >= 3
+    assert _replies(admin, said) == {"@echo:utterance": ("complete", "Here I am", "utterance")}
+
+
+def test_a_model_that_only_ever_answers_nothing_ends_in_a_notice(
+    pipeline: tuple[Handler, Handler],
+    queues: tuple[Any, str, str],
+    admin: psycopg.Connection[Any],
+    llm: FakeLlm,
+) -> None:
+    llm.script = [Step(tokens=[])]
+    _, said, responses = _converse(admin, pipeline, queues)
+    assert [len(r["batchItemFailures"]) for r in responses] == [2, 2, 0]
+    replies = _replies(admin, said)
+    assert set(replies) == {"@echo:error", "@sage:error"}
+    assert replies["@echo:error"][1] == (
+        "echo could not answer: the model provider failed (the model's reply was empty)."
+    )
