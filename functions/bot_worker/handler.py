@@ -38,6 +38,7 @@ container.configured(container.bot_worker_settings)  # fail at cold start, namin
 logger = get_logger("bot-worker")
 errors = logging.getLogger(__name__)
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+PRIMING_MESSAGE_ID = "snapstart-priming"  # SnapStart's synthetic job (`prime`)
 
 
 def model_for(bot_key: str | None) -> ChatModel:
@@ -87,8 +88,10 @@ def record_handler(record: SQSRecord, lambda_context: Any = None) -> str:
     except ValidationError:
         # Never readable, so never answered: it fails each receive (no delay
         # asked, no other call made) and reaches the dead-letter queue after
-        # maxReceiveCount, for an operator to see.
-        errors.error("unreadable job %s (receive %d)", record.message_id, receives)
+        # maxReceiveCount, for an operator to see. SnapStart's priming job is
+        # unreadable on purpose: at every init, so not an error.
+        level = logging.DEBUG if record.message_id == PRIMING_MESSAGE_ID else logging.ERROR
+        errors.log(level, "unreadable job %s (receive %d)", record.message_id, receives)
         raise
     try:
         outcome = answer(
@@ -139,8 +142,8 @@ def _handle(event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
 PRIMING_EVENT = {
     "Records": [
         {
-            "messageId": "snapstart-priming",
-            "receiptHandle": "snapstart-priming",
+            "messageId": PRIMING_MESSAGE_ID,
+            "receiptHandle": PRIMING_MESSAGE_ID,
             "body": "{}",  # not a job: refused by validation, before any I/O
             "attributes": {"ApproximateReceiveCount": "1"},
             "messageAttributes": {},
