@@ -7,6 +7,11 @@ from pydantic import Field, SecretStr, field_validator
 from shared.settings import EnvSettings
 
 OPENROUTER = "https://openrouter.ai/api/v1"
+# The queue's maxReceiveCount is BOT_MAX_RECEIVES + SPARE_RECEIVES: SQS counts
+# receives, not attempts, so a receive lost to throttling or a crashed
+# invocation must not cost the last attempt, the one that writes the error
+# notice. Only a job that fails every receive reaches the dead-letter queue.
+SPARE_RECEIVES = 2
 
 
 class BotTriggerSettings(EnvSettings):
@@ -35,7 +40,8 @@ class BotWorkerSettings(EnvSettings):
     )
     llm_base_url: str = Field(default=OPENROUTER, validation_alias="LLM_BASE_URL")
     llm_timeout_seconds: float = Field(default=60.0, gt=0, validation_alias="LLM_TIMEOUT_SECONDS")
-    # The queue's redrive maxReceiveCount: on that receive a failure is final.
+    # The last attempt: from this receive on a failure is final (the error
+    # notice). The queue's maxReceiveCount is this + SPARE_RECEIVES.
     bot_max_receives: int = Field(default=5, ge=1, validation_alias="BOT_MAX_RECEIVES")
     # Seconds before a failed job is received again, by receive (the last
     # one repeats): ChangeMessageVisibility on the failed message.

@@ -17,6 +17,7 @@ import pytest
 from moto import mock_aws
 
 from shared import container
+from shared.bots.settings import SPARE_RECEIVES
 from tests.support.database import acting_as
 from tests.support.events import LambdaContext, parse
 from tests.support.fake_llm import FakeLlm, Step, reply, running
@@ -53,7 +54,8 @@ def queues(aws_credentials: None) -> Iterator[tuple[Any, str, str]]:
             QueueName="bot-jobs",
             Attributes={
                 "RedrivePolicy": json.dumps(
-                    {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "3"}
+                    # BOT_MAX_RECEIVES (3, below) and the receives to spare
+                    {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(3 + SPARE_RECEIVES)}
                 )
             },
         )["QueueUrl"]
@@ -283,7 +285,7 @@ def test_a_provider_that_keeps_failing_ends_in_an_error_notice(
 ) -> None:
     llm.script = [Step(status=500)] if fault == "500" else [Step(stall_seconds=1.5)]
     _, said, responses = _converse(admin, pipeline, queues)
-    # Each job was tried maxReceiveCount (3) times; the last try wrote the notice
+    # Each job was tried BOT_MAX_RECEIVES (3) times; the last try wrote the notice
     assert [len(r["batchItemFailures"]) for r in responses] == [2, 2, 0]
     replies = _replies(admin, said)
     assert set(replies) == {"@echo:error", "@sage:error"}
@@ -546,3 +548,29 @@ def test_a_model_that_only_ever_answers_nothing_ends_in_a_notice(
     assert replies["@echo:error"][1] == (
         "echo could not answer: the model provider failed (the model's reply was empty)."
     )
+
+
+def test_a_receive_lost_to_throttling_does_not_cost_the_notice(
+    pipeline: tuple[Handler, Handler],
+    queues: tuple[Any, str, str],
+    admin: psycopg.Connection[Any],
+    llm: FakeLlm,
+) -> None:
+    # Given a provider that keeps failing, and a bot whose job fails twice
+    llm.script = [Step(status=500)]
+    sqs, url, dead_letters = queues
+    make_world(admin)
+    admin.execute("delete from public.beings where id = '@sage'")
+    said = say(admin, "@guest", "#lounge", "hello")
+    deliver_webhooks(admin, pipeline[0])
+    for _ in range(2):
+        [response] = drain(sqs, url, pipeline[1], rounds=1)
+        assert len(response["batchItemFailures"]) == 1
+    # When its third receive is lost (Lambda throttled, or the invocation timed out)
+    lost = sqs.receive_message(QueueUrl=url, VisibilityTimeout=0)["Messages"]
+    assert len(lost) == 1
+
+    # Then the next receive is still the worker's: its last attempt writes the notice
+    assert drain(sqs, url, pipeline[1]) == [{"batchItemFailures": []}]
+    assert _replies(admin, said)["@echo:error"][0] == "failed"
+    assert sqs.receive_message(QueueUrl=dead_letters).get("Messages") is None
