@@ -574,3 +574,38 @@ def test_a_receive_lost_to_throttling_does_not_cost_the_notice(
     assert drain(sqs, url, pipeline[1]) == [{"batchItemFailures": []}]
     assert _replies(admin, said)["@echo:error"][0] == "failed"
     assert sqs.receive_message(QueueUrl=dead_letters).get("Messages") is None
+
+
+def test_a_webhook_that_is_not_the_insert_leaves_the_delivery_pending(
+    pipeline: tuple[Handler, Handler], admin: psycopg.Connection[Any], queues: tuple[Any, str, str]
+) -> None:
+    # Given an utterance whose delivery bot-trigger has not acknowledged yet
+    make_world(admin)
+    trigger, worker = pipeline
+    said = say(admin, "@guest", "#lounge", "hello bots")
+
+    def pending() -> list[tuple[str]]:
+        return admin.execute(
+            "select state from private.bot_deliveries where intention_id = %s", (said,)
+        ).fetchall()
+
+    assert pending() == [("pending",)]
+
+    # When a webhook set to all events (a dashboard's) sends its UPDATE, DELETE,
+    # or an insert into another table, naming the same id
+    for kind, table in (("UPDATE", "intentions"), ("DELETE", "intentions"),
+                        ("INSERT", "beings")):  # fmt: skip
+        body = {"type": kind, "table": table, "schema": "public", "record": {"id": said},
+                "old_record": None}  # fmt: skip
+        result = parse(trigger(webhook_event(body, {"x-webhook-secret": SECRET}), LambdaContext()))
+        assert result.body == {"ignored": "not an insert into public.intentions"}
+
+    # Then the delivery is still due: the database sends the INSERT again, and the bots answer
+    assert pending() == [("pending",)]
+    assert [r.body for r in deliver_webhooks(admin, trigger)] == [{"queued": 2}]
+    assert pending() == []
+    drain(queues[0], queues[1], worker)
+    assert {k: v[0] for k, v in _replies(admin, said).items()} == {
+        "@echo:utterance": "complete",
+        "@sage:utterance": "complete",
+    }
