@@ -217,8 +217,8 @@ def test_at_debug_no_secret_or_session_token_reaches_a_line(
     }.items():
         monkeypatch.setenv(name, value)
     logs.configure()
-    secrets = {"/chat/prod/service-key": "sb_secret_0123456789abcdefDECRYPTED",
-               "/chat/prod/webhook-secret": "webhook-secret-value-DECRYPTED-42"}  # fmt: skip
+    secrets = {"/logs-test/service-key": "sb_secret_0123456789abcdefDECRYPTED",
+               "/logs-test/webhook-secret": "webhook-secret-value-DECRYPTED-42"}  # fmt: skip
     try:
         with mock_aws():
             ssm = boto3.client("ssm", region_name="eu-west-1")
@@ -226,10 +226,10 @@ def test_at_debug_no_secret_or_session_token_reaches_a_line(
                 ssm.put_parameter(Name=name, Value=value, Type="SecureString")
             lines()  # the test's own calls
             # When the function loads its secrets and sends a job
-            env = {"SECRETS_SOURCE": "ssm", "SERVICE_KEY_SSM": "/chat/prod/service-key",
-                   "WEBHOOK_SECRET_SSM": "/chat/prod/webhook-secret"}  # fmt: skip
+            env = {"SECRETS_SOURCE": "ssm", "SERVICE_KEY_SSM": "/logs-test/service-key",
+                   "WEBHOOK_SECRET_SSM": "/logs-test/webhook-secret"}  # fmt: skip
             load_ssm_parameters(env)
-            assert env["WEBHOOK_SECRET"] == secrets["/chat/prod/webhook-secret"]
+            assert env["WEBHOOK_SECRET"] == secrets["/logs-test/webhook-secret"]
             sqs = boto3.client("sqs", region_name="eu-west-1")
             url = sqs.create_queue(QueueName="bot-jobs")["QueueUrl"]
             sqs.send_message(QueueUrl=url, MessageBody='{"bot_id": "@echo"}')
