@@ -264,6 +264,7 @@ def test_a_request_id_header_is_used_only_when_it_is_printable_ascii(
     assert (result.status, result.error_code) == (401, "missing_token")
     returned = result.headers["x-request-id"]
     assert (returned == sent) is kept
-    assert returned.isascii() and returned.isprintable()
+    assert returned.isascii()
+    assert returned.isprintable()
     lines = _written(capsys)
     assert {line.get("correlation_id") for line in lines} == {returned}
