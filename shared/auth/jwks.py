@@ -92,6 +92,11 @@ class JwksCache:
                 self._refresh(now)
             return self._keys.get((kid, algorithm), ())
 
+    @property
+    def min_refetch_seconds(self) -> float:
+        """How often a token naming an unknown key may refetch the set."""
+        return self._min_refetch
+
     def prefetch(self) -> None:
         """Fetches the set once if never fetched; an outage is not an error
         here (the first token with a kid will try again)."""
