@@ -28,6 +28,7 @@ import psycopg
 from psycopg import sql
 from psycopg_pool import ConnectionPool
 
+from infra.dev.bodies import BodyRefused, read_body
 from infra.dev.realtime import rest
 from infra.dev.realtime.server import ApiKeys
 from shared.auth.verifier import TokenVerifier
@@ -229,12 +230,11 @@ def answer(handler: BaseHTTPRequestHandler, endpoint: RpcEndpoint | None) -> Non
         handler.close_connection = True  # refused at the gateway: the body is left unread
         _reply(handler, 401, INVALID_API_KEY)
         return
-    length = handler.headers.get("Content-Length") or "0"
-    if not length.isdigit() or int(length) > MAX_BODY_BYTES:
-        handler.close_connection = True
-        _reply(handler, 413, _error("PGRST413", f"send at most {MAX_BODY_BYTES} bytes"))
+    try:
+        body = read_body(handler, MAX_BODY_BYTES)
+    except BodyRefused as exc:
+        _reply(handler, exc.status, _error(f"PGRST{exc.status}", exc.message))
         return
-    body = handler.rfile.read(int(length))
     if not _NAME.match(function) or query:
         _reply(handler, 404, _error("PGRST202", f"Could not find the function {function!r}"
                                     " (this stand-in serves calls only, without filters)"))  # fmt: skip
