@@ -53,6 +53,7 @@ def model_for(bot_key: str | None) -> ChatModel:
         container.llm_http(),
         deadline_seconds=config.llm_timeout_seconds,
         max_tokens=config.bot_max_reply_tokens,
+        max_tokens_parameter=config.llm_max_tokens_parameter,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, SecretStr, field_validator
 
+from shared.llm import MaxTokensParameter
 from shared.settings import EnvSettings
 
 OPENROUTER = "https://openrouter.ai/api/v1"
@@ -59,6 +60,11 @@ class BotWorkerSettings(EnvSettings):
     # A reply is cut to 16 KiB of text when stored, about 4,000 tokens.
     bot_max_reply_tokens: int = Field(
         default=2048, ge=16, le=32768, validation_alias="BOT_MAX_REPLY_TOKENS"
+    )
+    # The field that carries it (shared.llm.client.MaxTokensParameter):
+    # OpenRouter's max_tokens, or max_completion_tokens for OpenAI's newer models.
+    llm_max_tokens_parameter: MaxTokensParameter = Field(
+        default="max_tokens", validation_alias="LLM_MAX_TOKENS_PARAMETER"
     )
 
     echo_word_delay_seconds: float = Field(

@@ -18,6 +18,7 @@ from typing import Any, Literal, Protocol
 
 import httpx
 
+from shared.llm import MaxTokensParameter
 from shared.llm.sse import EventParser, StreamTooLarge
 from shared.llm.usage import Usage, usage_of
 
@@ -106,12 +107,14 @@ class OpenAICompatible:
         *,
         deadline_seconds: float,
         max_tokens: int | None = None,
+        max_tokens_parameter: MaxTokensParameter = "max_tokens",
     ) -> None:
         self._url = f"{base_url}/chat/completions"
         self._key = api_key
         self._http = http
         self._deadline = deadline_seconds
         self.max_tokens = max_tokens  # the reply's cap, sent to the provider
+        self._max_tokens_parameter = max_tokens_parameter
         self.usage: Usage | None = None  # the last stream's, if the provider said
 
     def stream(
@@ -124,7 +127,7 @@ class OpenAICompatible:
             "stream_options": {"include_usage": True},
         }
         if self.max_tokens is not None:
-            body["max_tokens"] = self.max_tokens
+            body[self._max_tokens_parameter] = self.max_tokens
         self.usage = None
         headers = {
             "Authorization": f"Bearer {self._key}",
