@@ -55,10 +55,28 @@ _MASKS = [
     (re.compile(r"\bsk-[A-Za-z0-9_-]{16,}"), "sk-[masked]"),
     (re.compile(r"(://[^/\s:@\"\\]+):[^/\s@\"\\]+@"), r"\1:[masked]@"),
     (
-        re.compile(r"(?i)(signature=|x-amz-security-token['\"]?\s*[:=]\s*['\"]?)[A-Za-z0-9/+=%]+"),
+        # botocore writes header values as bytes: 'X-Amz-Security-Token': b'IQo...'
+        re.compile(
+            r"(?i)(signature=|x-amz-security-token['\"]?\s*[:=]\s*b?['\"]?)[A-Za-z0-9/+=%]+"
+        ),
         r"\1[masked]",
     ),
 ]
+
+
+# Library loggers whose DEBUG lines carry whole requests or responses:
+# botocore's (the SigV4 session token and signature, SSM's decrypted
+# GetParameters answer, SQS message bodies) and httpcore's (response
+# headers, Set-Cookie included). Never below INFO, whatever LOG_LEVEL says;
+# botocore's other loggers and httpcore's connection lines still debug.
+HEADER_AND_BODY_LOGGERS = (
+    "botocore.endpoint",
+    "botocore.auth",
+    "botocore.parsers",
+    "httpcore.http11",
+    "httpcore.http2",
+    "httpcore.proxy",
+)
 
 
 def _masked(text: str) -> str:
@@ -143,6 +161,8 @@ def configure(function: str | None = None) -> None:
     logging.getLogger("mangum.http").setLevel(
         logging.NOTSET if level <= logging.DEBUG else max(level, logging.WARNING)
     )
+    for name in HEADER_AND_BODY_LOGGERS:
+        logging.getLogger(name).setLevel(max(level, logging.INFO))
     if any(isinstance(handler, _StdoutHandler) for handler in root.handlers):
         return
     for handler in list(root.handlers):

@@ -38,6 +38,7 @@ container.configured(container.bot_worker_settings)  # fail at cold start, namin
 logger = get_logger("bot-worker")
 errors = logging.getLogger(__name__)
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+PRIMING_MESSAGE_ID = "snapstart-priming"  # SnapStart's synthetic job (`prime`)
 
 
 def model_for(bot_key: str | None) -> ChatModel:
@@ -52,6 +53,7 @@ def model_for(bot_key: str | None) -> ChatModel:
         container.llm_http(),
         deadline_seconds=config.llm_timeout_seconds,
         max_tokens=config.bot_max_reply_tokens,
+        max_tokens_parameter=config.llm_max_tokens_parameter,
     )
 
 
@@ -87,8 +89,10 @@ def record_handler(record: SQSRecord, lambda_context: Any = None) -> str:
     except ValidationError:
         # Never readable, so never answered: it fails each receive (no delay
         # asked, no other call made) and reaches the dead-letter queue after
-        # maxReceiveCount, for an operator to see.
-        errors.error("unreadable job %s (receive %d)", record.message_id, receives)
+        # maxReceiveCount, for an operator to see. SnapStart's priming job is
+        # unreadable on purpose: at every init, so not an error.
+        level = logging.DEBUG if record.message_id == PRIMING_MESSAGE_ID else logging.ERROR
+        errors.log(level, "unreadable job %s (receive %d)", record.message_id, receives)
         raise
     try:
         outcome = answer(
@@ -107,6 +111,18 @@ def record_handler(record: SQSRecord, lambda_context: Any = None) -> str:
             f"job failed, retried in {delay}s",
             extra={"bot_id": job.bot_id, "receives": receives, "error": str(exc)},
         )
+        retry_in(record, delay)
+        raise
+    except Exception:
+        # Unforeseen (a bug, a reply the database refuses): retried like a
+        # provider failure; the last attempt has written the error notice
+        # (shared.bots.worker), so this one failed writing it too.
+        delay = config.retry_delay(receives)
+        errors.error(
+            "job %s failed (bot %s, utterance %s, receive %d): retried in %ds",
+            record.message_id, job.bot_id, job.trigger_id, receives, delay, exc_info=True,
+            extra={"bot_id": job.bot_id, "trigger_id": job.trigger_id, "receives": receives},
+        )  # fmt: skip
         retry_in(record, delay)
         raise
     logger.info("job done", extra={"bot_id": job.bot_id, "outcome": outcome.status})
@@ -128,8 +144,8 @@ def _handle(event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
 PRIMING_EVENT = {
     "Records": [
         {
-            "messageId": "snapstart-priming",
-            "receiptHandle": "snapstart-priming",
+            "messageId": PRIMING_MESSAGE_ID,
+            "receiptHandle": PRIMING_MESSAGE_ID,
             "body": "{}",  # not a job: refused by validation, before any I/O
             "attributes": {"ApproximateReceiveCount": "1"},
             "messageAttributes": {},

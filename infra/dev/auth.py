@@ -23,10 +23,13 @@ from typing import TYPE_CHECKING, Any
 import jwt
 
 from infra.dev import postgrest, sqs
+from infra.dev.bodies import BodyRefused, read_body
 from infra.dev.realtime import rest
 from infra.dev.realtime.proxy import PREFIX as REALTIME_PREFIX
 from infra.dev.realtime.proxy import forward_upgrade
 from scripts.dev_tokens import USERS, access_token
+
+MAX_BODY_BYTES = 64 * 1024
 
 if TYPE_CHECKING:
     from infra.dev.postgrest import RpcEndpoint
@@ -117,14 +120,14 @@ class LocalAuth:
                     self._reply(404, {"msg": "not found"})
 
             def _refresh(self) -> None:
-                length = self.headers.get("Content-Length") or "0"
                 try:
-                    if not length.isdigit() or int(length) > 64 * 1024:
-                        raise ValueError("body too large")
-                    body = json.loads(self.rfile.read(int(length)) or b"{}")
+                    body = json.loads(read_body(self, MAX_BODY_BYTES) or b"{}")
                     refresh_token = body.get("refresh_token", "") if isinstance(body, dict) else ""
+                except BodyRefused as exc:
+                    self._reply(exc.status, {"error": "invalid_request",
+                                             "error_description": exc.message})  # fmt: skip
+                    return
                 except (ValueError, RecursionError):
-                    self.close_connection = True
                     self._reply(400, {"error": "invalid_request", "error_description": "bad body"})
                     return
                 self._reply(*auth.refresh(str(refresh_token)))

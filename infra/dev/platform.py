@@ -25,6 +25,7 @@ from typing import Any
 import psycopg
 
 from infra.local.pg_net import PgNetWorker
+from shared.bots.settings import SPARE_RECEIVES
 
 logger = logging.getLogger("dev")
 
@@ -115,7 +116,9 @@ class QueueSettings:
     scales them down."""
 
     visibility_timeout: int = 90
-    max_receives: int = 5
+    max_receives: int = 5  # BOT_MAX_RECEIVES: the worker's last attempt
+    # maxReceiveCount = max_receives + spare_receives (shared.bots.settings)
+    spare_receives: int = SPARE_RECEIVES
     batch_size: int = 1
     concurrency: int = 4
     function_timeout: float = 90.0
@@ -143,7 +146,7 @@ class LocalSqs:
         dead_letter_arn = self._arn(self.dead_letter_url)
         redrive = {
             "deadLetterTargetArn": dead_letter_arn,
-            "maxReceiveCount": str(self.settings.max_receives),
+            "maxReceiveCount": str(self.settings.max_receives + self.settings.spare_receives),
         }
         self.url = self.client.create_queue(
             QueueName="bot-jobs",

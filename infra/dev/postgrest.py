@@ -4,7 +4,9 @@ as the real supabase-js calls it (`supabase.rpc('chat_messages_before', {...})`)
 Hosted projects run PostgREST itself; no Debian package ships it, so this
 does what PostgREST documents for a call, and nothing more (no tables, no
 filters on a function's result): the `apikey` must be the project's anon or
-service-role key (else 401, as the API gateway answers); the bearer token is
+service-role key (else 401, as the API gateway answers), and so must a
+bearer that is an API key (`sb_...`: a publishable or secret key); any other
+bearer token is
 verified (the functions' own verifier) and its `role` and claims set for the
 transaction, or, without a token, the key's role; the JSON body's keys are
 the function's named arguments, cast to their types as PostgREST casts them
@@ -28,6 +30,7 @@ import psycopg
 from psycopg import sql
 from psycopg_pool import ConnectionPool
 
+from infra.dev.bodies import BodyRefused, read_body
 from infra.dev.realtime import rest
 from infra.dev.realtime.server import ApiKeys
 from shared.auth.verifier import TokenVerifier
@@ -123,7 +126,7 @@ class RpcEndpoint:
 
     def _claims(self, api_role: str, token: str) -> dict[str, Any]:
         """The claims the request runs with (raises Unauthorized)."""
-        if not token or self.api_keys.role(token) is not None or token.startswith("sb_"):
+        if not token or self.api_keys.role(token) is not None:
             return {"role": self.api_keys.role(token) or api_role}
         claims = self._verifier().claims(token)
         if "role" not in claims:
@@ -133,7 +136,9 @@ class RpcEndpoint:
     def call(self, api_key: str, token: str, function: str, body: bytes) -> tuple[int, Any]:
         """The status and JSON body PostgREST answers to one RPC call."""
         api_role = self.api_keys.role(api_key)
-        if api_role is None:
+        if api_role is None or (token.startswith("sb_") and self.api_keys.role(token) is None):
+            # An API key as the bearer (publishable or secret: `sb_...`, never
+            # a JWT) must be one of the project's, as the gateway checks it.
             return 401, INVALID_API_KEY
         try:
             claims = self._claims(api_role, token)
@@ -229,12 +234,11 @@ def answer(handler: BaseHTTPRequestHandler, endpoint: RpcEndpoint | None) -> Non
         handler.close_connection = True  # refused at the gateway: the body is left unread
         _reply(handler, 401, INVALID_API_KEY)
         return
-    length = handler.headers.get("Content-Length") or "0"
-    if not length.isdigit() or int(length) > MAX_BODY_BYTES:
-        handler.close_connection = True
-        _reply(handler, 413, _error("PGRST413", f"send at most {MAX_BODY_BYTES} bytes"))
+    try:
+        body = read_body(handler, MAX_BODY_BYTES)
+    except BodyRefused as exc:
+        _reply(handler, exc.status, _error(f"PGRST{exc.status}", exc.message))
         return
-    body = handler.rfile.read(int(length))
     if not _NAME.match(function) or query:
         _reply(handler, 404, _error("PGRST202", f"Could not find the function {function!r}"
                                     " (this stand-in serves calls only, without filters)"))  # fmt: skip

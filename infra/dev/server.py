@@ -29,6 +29,7 @@ from typing import IO, Any
 import psycopg
 
 from infra.dev.auth import LocalAuth
+from infra.dev.bodies import BodyRefused, read_body
 from infra.dev.platform import (
     EventSourceMapping,
     LocalSqs,
@@ -45,6 +46,9 @@ from infra.local.schema import apply_schema, as_role
 
 ROOT = Path(__file__).resolve().parents[2]
 DEV = Path(__file__).resolve().parent
+# Lambda's limit for a synchronous invocation's payload: API Gateway answers
+# 413 past it (each function refuses far smaller bodies itself).
+MAX_REQUEST_BYTES = 6 * 1024 * 1024
 ROUTES = {
     ("POST", "/webhooks/bot-trigger"): "bot_trigger",
     ("GET", "/auth/token"): "token",
@@ -121,23 +125,24 @@ def make_handler(handlers: dict[str, Any]) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(body)
 
+        def _json(self, status: int, body: Any) -> None:
+            self._send(status, {"Content-Type": "application/json"}, [], json.dumps(body).encode())
+
         def _serve(self) -> None:
             path, _, query = self.path.partition("?")
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            try:
+                body = read_body(self, MAX_REQUEST_BYTES)
+            except BodyRefused as exc:
+                self._json(exc.status, exc.error())
+                return
             if (self.command, path) == ("GET", "/"):
-                ready = {"status": "ready", "routes": sorted({f"{m} {p}" for m, p in ROUTES})}
-                self._send(
-                    200, {"Content-Type": "application/json"}, [], json.dumps(ready).encode()
-                )
+                routes = sorted({f"{m} {p}" for m, p in ROUTES})
+                self._json(200, {"status": "ready", "routes": routes})
                 return
             function = ROUTES.get((self.command, path))
             if function is None:
-                error = {
-                    "error": {"code": "not_found", "message": f"no route {self.command} {path}"}
-                }
-                self._send(
-                    404, {"Content-Type": "application/json"}, [], json.dumps(error).encode()
-                )
+                message = f"no route {self.command} {path}"
+                self._json(404, {"error": {"code": "not_found", "message": message}})
                 return
             event = api_gateway_event(self.command, path, query, dict(self.headers.items()), body)
             started = time.perf_counter()

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
+from infra.dev.bodies import BodyRefused, read_body
 from shared.errors import ServiceUnavailable
 from shared.queue import JobQueue
 
@@ -30,13 +31,11 @@ MAX_BODY_BYTES = 2 * 1024 * 1024
 
 def answer(handler: BaseHTTPRequestHandler, queue: Callable[[], JobQueue]) -> None:
     target = handler.headers.get("X-Amz-Target", "")
-    length = handler.headers.get("Content-Length") or "0"
-    if not length.isdigit() or int(length) > MAX_BODY_BYTES:
-        handler.close_connection = True
-        _reply(handler, 400, _error("InvalidParameterValue", "the request is too large"))
-        return
     try:
-        request = json.loads(handler.rfile.read(int(length)) or b"{}")
+        request = json.loads(read_body(handler, MAX_BODY_BYTES) or b"{}")
+    except BodyRefused as exc:
+        _reply(handler, exc.status, _error("InvalidParameterValue", exc.message))
+        return
     except (ValueError, RecursionError):
         _reply(handler, 400, _error("MalformedInput", "the body is not JSON"))
         return

@@ -39,6 +39,16 @@ REQUIRED_CLAIMS = ("exp", "sub", "aud", "iss")
 CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
+class UnknownSigningKey(Unauthorized):
+    """The token names a key the project's JWKS does not list: one revoked
+    since, one too new for this container's key set yet, or a forgery.
+    `unexpired`: its own exp, unverified (a hint, never trusted), is ahead."""
+
+    def __init__(self, *, unexpired: bool) -> None:
+        super().__init__("token signed by an unknown key", code="invalid_token")
+        self.unexpired = unexpired
+
+
 class TokenVerifier:
     def __init__(
         self,
@@ -53,10 +63,14 @@ class TokenVerifier:
         self._issuer = issuer
         self._clock = clock
 
-    def verify(self, token: str, *, verify_exp: bool = True) -> Principal:
+    def verify(
+        self, token: str, *, verify_exp: bool = True, refetch_unknown: bool = False
+    ) -> Principal:
         """A signed-in user's principal; with verify_exp=False an expired but
-        otherwise valid token is accepted (to decide whether to refresh)."""
-        claims = self.claims(token, verify_exp=verify_exp)
+        otherwise valid token is accepted (to decide whether to refresh);
+        with refetch_unknown an unknown key refetches the key set at once (a
+        token GoTrue has just issued: never one a client sent)."""
+        claims = self.claims(token, verify_exp=verify_exp, refetch_unknown=refetch_unknown)
         if claims.get("role") != "authenticated":
             raise Unauthorized("token is not a signed-in user's", code="invalid_token")
         subject = claims["sub"]  # a string: checked with the claims
@@ -65,16 +79,18 @@ class TokenVerifier:
         user_id = uuid.UUID(subject)
         return Principal(user_id=user_id, role="authenticated", claims=claims, token=token)
 
-    def claims(self, token: str, *, verify_exp: bool = True) -> dict[str, Any]:
+    def claims(
+        self, token: str, *, verify_exp: bool = True, refetch_unknown: bool = False
+    ) -> dict[str, Any]:
         """Signature, algorithm, exp, nbf, iat, aud and iss checked; the
-        claims, or Unauthorized."""
+        claims, or Unauthorized (UnknownSigningKey for a key not in the JWKS)."""
         if len(token) > MAX_TOKEN_CHARS or len(token.split(".", 1)[0]) > MAX_HEADER_SEGMENT_CHARS:
             raise Unauthorized("malformed token", code="invalid_token")
         try:
             jws = CompactJws.parse(token)
         except MalformedToken:
             raise Unauthorized("malformed token", code="invalid_token") from None
-        if not any(key.verifies(jws) for key in self._keys_for(jws.header)):
+        if not any(key.verifies(jws) for key in self._keys_for(jws, refetch_unknown)):
             raise Unauthorized("invalid token", code="invalid_token")
         try:
             claims = jws.payload()
@@ -83,20 +99,31 @@ class TokenVerifier:
         self._check(claims, verify_exp=verify_exp)
         return claims
 
-    def _keys_for(self, header: dict[str, Any]) -> tuple[VerifyingKey, ...]:
+    def _keys_for(self, jws: CompactJws, refetch_unknown: bool) -> tuple[VerifyingKey, ...]:
         """The keys the header names by `kid`, for the algorithm it names:
         a key's own algorithm must match, so `none` and HS/RS confusion
         never verify."""
+        header = jws.header
         alg = header.get("alg")
         if alg in ("ES256", "RS256"):
             kid = header.get("kid")  # a string if present (CompactJws)
-            keys = self._jwks.keys(kid, alg) if kid else ()
-            if not keys:
+            if not kid:
                 raise Unauthorized("token signed by an unknown key", code="invalid_token")
+            keys = self._jwks.keys(kid, alg, refetch_unknown=refetch_unknown)
+            if not keys:
+                raise UnknownSigningKey(unexpired=self._unexpired(jws))
             return keys
         if alg == "HS256" and self._hs256 is not None:
             return (self._hs256,)
         raise Unauthorized("token algorithm not accepted", code="invalid_token")
+
+    def _unexpired(self, jws: CompactJws) -> bool:
+        """Whether an unverified token's own exp is ahead: a hint only."""
+        try:
+            exp: Any = jws.payload().get("exp")
+        except MalformedToken:
+            return False
+        return _is_number(exp) and float(exp) > self._clock()
 
     def _check(self, claims: dict[str, Any], *, verify_exp: bool) -> None:
         """The registered claims as RFC 7519 4.1 defines them, with leeway for

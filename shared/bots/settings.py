@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from pydantic import Field, SecretStr, field_validator
 
+from shared.llm import MaxTokensParameter
 from shared.settings import EnvSettings
 
 OPENROUTER = "https://openrouter.ai/api/v1"
+# The queue's maxReceiveCount is BOT_MAX_RECEIVES + SPARE_RECEIVES: SQS counts
+# receives, not attempts, so a receive lost to throttling or a crashed
+# invocation must not cost the last attempt, the one that writes the error
+# notice. Only a job that fails every receive reaches the dead-letter queue.
+SPARE_RECEIVES = 2
 # BOT_PROMPT_MAX_BYTES's default: ten chat lines of a usual size fit many
 # times over; a few 16 KiB ones do not (shared/bots/worker.py, conversation).
 PROMPT_MAX_BYTES = 24 * 1024
@@ -38,7 +44,8 @@ class BotWorkerSettings(EnvSettings):
     )
     llm_base_url: str = Field(default=OPENROUTER, validation_alias="LLM_BASE_URL")
     llm_timeout_seconds: float = Field(default=60.0, gt=0, validation_alias="LLM_TIMEOUT_SECONDS")
-    # The queue's redrive maxReceiveCount: on that receive a failure is final.
+    # The last attempt: from this receive on a failure is final (the error
+    # notice). The queue's maxReceiveCount is this + SPARE_RECEIVES.
     bot_max_receives: int = Field(default=5, ge=1, validation_alias="BOT_MAX_RECEIVES")
     # Seconds before a failed job is received again, by receive (the last
     # one repeats): ChangeMessageVisibility on the failed message.
@@ -61,6 +68,11 @@ class BotWorkerSettings(EnvSettings):
     # A reply is cut to 16 KiB of text when stored, about 4,000 tokens.
     bot_max_reply_tokens: int = Field(
         default=2048, ge=16, le=32768, validation_alias="BOT_MAX_REPLY_TOKENS"
+    )
+    # The field that carries it (shared.llm.client.MaxTokensParameter):
+    # OpenRouter's max_tokens, or max_completion_tokens for OpenAI's newer models.
+    llm_max_tokens_parameter: MaxTokensParameter = Field(
+        default="max_tokens", validation_alias="LLM_MAX_TOKENS_PARAMETER"
     )
 
     echo_word_delay_seconds: float = Field(

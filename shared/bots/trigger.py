@@ -19,10 +19,14 @@ class TriggerResult(NamedTuple):
     ignored: str | None = None
 
 
+def _is_new_intention(payload: WebhookPayload) -> bool:
+    return (payload.type, payload.schema_, payload.table) == ("INSERT", "public", "intentions")
+
+
 def jobs_for(payload: WebhookPayload, db: Database) -> tuple[list[BotJob], str | None]:
     """The jobs to send, or why there are none."""
     record = payload.record
-    if (payload.type, payload.schema_, payload.table) != ("INSERT", "public", "intentions"):
+    if not _is_new_intention(payload):
         return [], "not an insert into public.intentions"
     if record is None:
         return [], "no record"
@@ -44,11 +48,13 @@ def trigger(payload: WebhookPayload, db: Database, queue: JobQueue) -> TriggerRe
     """Queues the jobs, then acknowledges the utterance's delivery record so the
     database stops re-sending it. Nothing is acknowledged before the queue has
     the jobs: a failure on the way leaves the record due, and the database
-    sends the webhook again."""
+    sends the webhook again. Only the insert's own webhook acknowledges: any
+    other event naming the row (an UPDATE from a webhook set to all events)
+    is ignored and leaves the record due."""
     jobs, ignored = jobs_for(payload, db)
     if jobs:
         queue.send([job.model_dump_json() for job in jobs])
-    if payload.record is not None:
+    if payload.record is not None and _is_new_intention(payload):
         _acknowledge(db, payload.record.id)
     if ignored:
         return TriggerResult(ignored=ignored)

@@ -21,7 +21,7 @@ from shared.bots import budget
 from shared.bots.models import BotJob
 from shared.bots.settings import PROMPT_MAX_BYTES
 from shared.db.port import Database
-from shared.errors import Conflict, NotFound
+from shared.errors import Conflict, NotFound, ServiceUnavailable
 from shared.llm.client import ChatMessage, ChatModel, LlmError
 
 logger = logging.getLogger(__name__)
@@ -108,6 +108,7 @@ class ReplyWriter:
         self._clock = clock
         self._last_write: float | None = None
         self.written = False
+        self.text = ""  # as last written
 
     def _write(self, text: str, state: str, type_: str = "utterance") -> dict[str, Any]:
         try:
@@ -121,6 +122,8 @@ class ReplyWriter:
             if exc.code == "reply_id_taken":
                 raise ReplyIdTaken(type_) from exc
             raise
+        if type_ == "utterance":
+            self.text = text
         return row
 
     def progress(self, text: str) -> None:
@@ -140,6 +143,14 @@ class ReplyWriter:
     def close_failed(self, text: str) -> None:
         if self.written:
             self._write(text, "failed")
+
+    def close_failed_quietly(self) -> None:
+        """After a failure the writer did not foresee (the database may be
+        what failed): the reply, if any, keeps the text it has, as failed."""
+        try:
+            self.close_failed(self.text)
+        except Exception:  # best effort: the failure itself is reported
+            logger.warning("bot %s: its reply could not be closed", self._job.bot_id)
 
     def error_notice(self, message: str) -> None:
         self._write(message, "failed", "error")
@@ -202,6 +213,21 @@ def answer(
             except ReplyIdTaken:
                 logger.error("bot %s: its error notice id is taken too", job.bot_id)
         return Outcome("failed", "reply_id_taken")
+    except (RetryLater, ServiceUnavailable):
+        raise
+    except Exception:
+        # Anything unforeseen (a bug, text the database refuses): no reply
+        # stays `active`; the queue retries the job (the worker logs why),
+        # and its last attempt tells the space.
+        writer.close_failed_quietly()
+        if not final_attempt:
+            raise
+        logger.error(
+            "bot %s: could not answer %s (last attempt)", job.bot_id, job.trigger_id,
+            exc_info=True, extra={"bot_id": job.bot_id, "trigger_id": job.trigger_id},
+        )  # fmt: skip
+        writer.error_notice(f"{bot['name']} could not answer: an internal error stopped it.")
+        return Outcome("failed", "internal_error")
 
 
 def _reply(
@@ -232,6 +258,8 @@ def _reply(
             close = getattr(stream, "close", None)
             if close is not None:
                 close()  # stops the model's reader at once
+        if not text.strip():  # nothing to show: never a `complete`, empty message
+            raise LlmError("the model's reply was empty", retryable=True)
     except LlmError as exc:
         writer.close_failed(text)
         logger.warning("bot %s: provider error (%s), retryable=%s", job.bot_id, exc, exc.retryable)

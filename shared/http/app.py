@@ -40,15 +40,23 @@ LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 def request_id(event: dict[str, Any]) -> str:
     """API Gateway's id for the request, else a sane `x-request-id` the
-    caller sent, else a new one."""
+    caller sent, else a new one. Sane: printable ASCII, at most 128
+    characters, as it goes back in a response header (anything else there
+    would fail the response) and into every log line."""
     from_gateway: Any = (event.get("requestContext") or {}).get("requestId")
-    if isinstance(from_gateway, str) and from_gateway:
-        return from_gateway
+    if _sane_id(from_gateway):
+        return str(from_gateway)
     headers: Any = event.get("headers") or {}
-    from_header = next((str(v) for k, v in headers.items() if str(k).lower() == "x-request-id"), "")
-    if from_header and len(from_header) <= 128 and from_header.isprintable():
-        return from_header
+    from_header = next((v for k, v in headers.items() if str(k).lower() == "x-request-id"), None)
+    if _sane_id(from_header):
+        return str(from_header)
     return str(uuid.uuid4())
+
+
+def _sane_id(value: Any) -> bool:
+    return (
+        isinstance(value, str) and 0 < len(value) <= 128 and value.isascii() and value.isprintable()
+    )
 
 
 class RequestContext:

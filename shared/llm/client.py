@@ -3,17 +3,22 @@ default), and the offline echo model used when no key is configured."""
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import logging
 import queue
+import re
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import httpx
 
+from shared.llm import MaxTokensParameter
 from shared.llm.sse import EventParser, StreamTooLarge
 from shared.llm.usage import Usage, usage_of
 
@@ -87,9 +92,11 @@ class OpenAICompatible:
     hands parsed events over; the caller waits for each one only until the
     deadline, so no socket read, slow drip or endless line can hold it
     longer. Lines and events are capped (shared.llm.sse), as is the number
-    of events read ahead, so memory stays bounded too. A reader left behind
-    at the deadline stops at its next chunk, or when its read timeout (at
-    most the time that was left) expires.
+    of events read ahead, so memory stays bounded too. When the caller stops
+    (the deadline, a closed stream) the reader's socket is shut down, so the
+    thread ends at once and the half-read connection is closed, not pooled
+    (still connecting or waiting for the headers, it ends within its
+    timeouts, at most the time that was left).
     """
 
     def __init__(
@@ -100,12 +107,14 @@ class OpenAICompatible:
         *,
         deadline_seconds: float,
         max_tokens: int | None = None,
+        max_tokens_parameter: MaxTokensParameter = "max_tokens",
     ) -> None:
         self._url = f"{base_url}/chat/completions"
         self._key = api_key
         self._http = http
         self._deadline = deadline_seconds
         self.max_tokens = max_tokens  # the reply's cap, sent to the provider
+        self._max_tokens_parameter = max_tokens_parameter
         self.usage: Usage | None = None  # the last stream's, if the provider said
 
     def stream(
@@ -118,7 +127,7 @@ class OpenAICompatible:
             "stream_options": {"include_usage": True},
         }
         if self.max_tokens is not None:
-            body["max_tokens"] = self.max_tokens
+            body[self._max_tokens_parameter] = self.max_tokens
         self.usage = None
         headers = {
             "Authorization": f"Bearer {self._key}",
@@ -143,15 +152,19 @@ class OpenAICompatible:
         events: Iterator[str], on_usage: Callable[[Usage], None] | None = None
     ) -> Iterator[str]:
         finished = False
+        text = _UnicodeText()
         try:
             for data in events:
                 if data.strip() == "[DONE]":
+                    yield from text.close()
                     return
                 try:
                     chunk = json.loads(data)
                 except ValueError:
                     logger.warning("skipping a malformed stream event")
                     continue
+                except RecursionError:  # nested past the parser's depth: not a chunk of ours
+                    raise LlmError("provider sent a malformed stream", retryable=True) from None
                 if not isinstance(chunk, dict):
                     continue
                 usage = usage_of(chunk)
@@ -159,21 +172,74 @@ class OpenAICompatible:
                     on_usage(usage)
                 if isinstance(chunk.get("error"), dict):
                     code = chunk["error"].get("code")
-                    status = code if isinstance(code, int) else 502
+                    status = code if type(code) is int else 502
                     raise _error_for_status(status)
-                for choice in chunk.get("choices") or []:
-                    delta = (choice or {}).get("delta") or {}
-                    text = delta.get("content")
-                    if isinstance(text, str) and text:
-                        yield text
-                    if (choice or {}).get("finish_reason"):
+                for choice in _choices(chunk):
+                    content = choice["delta"].get("content")
+                    if isinstance(content, str) and content:
+                        yield from text.feed(content)
+                    if choice.get("finish_reason"):
                         finished = True
         except LlmError:
             if finished:  # the answer was complete; only its trailer was late or broken
+                yield from text.close()
                 return
             raise
         if not finished:
             raise LlmError("stream ended early", retryable=True)
+        yield from text.close()
+
+
+def _choices(chunk: dict[str, Any]) -> list[dict[str, Any]]:
+    """The chunk's choices that have the shape OpenAI documents (objects with
+    a `delta` object); anything else is skipped, with a warning."""
+    choices = chunk.get("choices")
+    if choices is None:
+        return []
+    if not isinstance(choices, list):
+        logger.warning("skipping a stream chunk whose choices are not a list")
+        return []
+    usable = []
+    for choice in choices:
+        if not isinstance(choice, dict):
+            logger.warning("skipping a stream choice that is not an object")
+            continue
+        delta = choice.get("delta")
+        if delta is None:
+            choice = {**choice, "delta": {}}
+        elif not isinstance(delta, dict):
+            logger.warning("skipping a stream choice whose delta is not an object")
+            continue
+        usable.append(choice)
+    return usable
+
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+class _UnicodeText:
+    """Deltas as valid Unicode: JSON's escapes can split a character outside
+    the BMP into a surrogate pair across two chunks (`"\\ud83d"`, then
+    `"\\ude00"`), which no database or encoder takes as is. A trailing high
+    surrogate waits for the next delta; pairs are joined, lone halves become
+    U+FFFD."""
+
+    def __init__(self) -> None:
+        self._held = ""
+
+    def feed(self, delta: str) -> Iterator[str]:
+        text, self._held = self._held + delta, ""
+        if "\ud800" <= text[-1] <= "\udbff":
+            text, self._held = text[:-1], text[-1]
+        if _SURROGATES.search(text):
+            text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+        if text:
+            yield text
+
+    def close(self) -> Iterator[str]:
+        if self._held:
+            self._held = ""
+            yield "\ufffd"
 
 
 class _StreamReader(threading.Thread):
@@ -198,9 +264,22 @@ class _StreamReader(threading.Thread):
             _READ_AHEAD_EVENTS
         )
         self._cancelled = threading.Event()
+        self._socket: socket.socket | None = None
+        # Threads do not inherit context variables: the reader's log lines
+        # carry the correlation id of the job that started it.
+        self._context = contextvars.copy_context()
 
     def cancel(self) -> None:
+        """Stops the reader now, not when its read timeout (up to the whole
+        deadline) runs out: its socket is shut down, so a read waiting on it
+        returns at once and the connection is closed, never pooled half-read."""
         self._cancelled.set()
+        sock = self._socket
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                # socket.socket's own: an SSLSocket's would drop its TLS state
+                # under the reading thread.
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
     def events(self) -> Iterator[str]:
         while True:
@@ -219,6 +298,9 @@ class _StreamReader(threading.Thread):
             yield value
 
     def run(self) -> None:
+        self._context.run(self._run)
+
+    def _run(self) -> None:
         try:
             self._exchange()
         except StreamTooLarge as exc:
@@ -229,6 +311,8 @@ class _StreamReader(threading.Thread):
         except httpx.HTTPError:
             self._put("error", LlmError("provider unreachable", retryable=True))
         except Exception:  # the caller must hear of it, not wait for the deadline
+            if self._cancelled.is_set():
+                return  # stopped by cancel(): nobody is waiting for more
             logger.exception("reading the provider's stream failed")
             self._put("error", LlmError("provider stream failed", retryable=True))
 
@@ -238,6 +322,10 @@ class _StreamReader(threading.Thread):
         with self._http.stream(
             "POST", self._url, json=self._body, headers=self._headers, timeout=timeout
         ) as response:
+            stream = response.extensions.get("network_stream")
+            self._socket = stream.get_extra_info("socket") if stream is not None else None
+            if self._cancelled.is_set():
+                return
             if response.status_code != 200:
                 read = 0
                 for chunk in response.iter_raw():  # an error body is read, but only so much

@@ -318,3 +318,14 @@ def test_the_rest_broadcast_obeys_whatever_the_insert_policies_say(
                          headers={"apikey": "nope"})  # fmt: skip
     assert refused.status_code == 401
     assert client.nothing("broadcast")
+
+
+def test_an_api_key_as_the_token_must_be_one_of_the_projects(client: Client) -> None:
+    public = {"private": False, "broadcast": {"self": False, "ack": False}}
+    # The project's own key stands for its role
+    assert client.join("room:keyed", public, ANON_KEY).payload["status"] == "ok"
+    # A publishable or secret key the project does not have is refused, as a bad token
+    for guess in ("sb_publishable_other_project", "sb_secret_guessed"):
+        refused = client.join(f"room:{guess}", public, guess).payload
+        assert refused["status"] == "error"
+        assert refused["response"]["reason"] == "InvalidJWTToken: Invalid API key"

@@ -274,3 +274,30 @@ def test_without_the_providers_count_the_spend_is_estimated_from_the_text(
     assert 100 <= tokens <= 130
     holds = admin.execute("select count(*) from private.bot_token_holds").fetchone()
     assert holds == (0,)
+
+
+def test_the_worker_names_the_cap_as_its_provider_does(
+    pipeline: tuple[Handler, Handler],
+    queues: Queues,
+    admin: psycopg.Connection[Any],
+    llm: FakeLlm,
+    sage_alone: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given OpenAI's newer models, which refuse max_tokens, and the worker told so
+    from shared import container
+
+    llm.refused_parameters = ("max_tokens",)
+    llm.script = [reply("an answer")]
+    monkeypatch.setenv("LLM_MAX_TOKENS_PARAMETER", "max_completion_tokens")
+    monkeypatch.setenv("BOT_MAX_REPLY_TOKENS", "500")
+    container.reset()
+
+    # When a question comes
+    asked = _ask(admin, pipeline, queues, "question")
+
+    # Then it is answered, the reply capped under the name the model takes
+    assert _answers(admin, asked)["@sage:utterance"] == ("complete", "an answer")
+    [request] = llm.requests
+    assert request["body"]["max_completion_tokens"] == 500
+    assert "max_tokens" not in request["body"]

@@ -17,6 +17,7 @@ import pytest
 from moto import mock_aws
 
 from shared import container
+from shared.bots.settings import SPARE_RECEIVES
 from tests.support.database import acting_as
 from tests.support.events import LambdaContext, parse
 from tests.support.fake_llm import FakeLlm, Step, reply, running
@@ -53,7 +54,8 @@ def queues(aws_credentials: None) -> Iterator[tuple[Any, str, str]]:
             QueueName="bot-jobs",
             Attributes={
                 "RedrivePolicy": json.dumps(
-                    {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "3"}
+                    # BOT_MAX_RECEIVES (3, below) and the receives to spare
+                    {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(3 + SPARE_RECEIVES)}
                 )
             },
         )["QueueUrl"]
@@ -283,7 +285,7 @@ def test_a_provider_that_keeps_failing_ends_in_an_error_notice(
 ) -> None:
     llm.script = [Step(status=500)] if fault == "500" else [Step(stall_seconds=1.5)]
     _, said, responses = _converse(admin, pipeline, queues)
-    # Each job was tried maxReceiveCount (3) times; the last try wrote the notice
+    # Each job was tried BOT_MAX_RECEIVES (3) times; the last try wrote the notice
     assert [len(r["batchItemFailures"]) for r in responses] == [2, 2, 0]
     replies = _replies(admin, said)
     assert set(replies) == {"@echo:error", "@sage:error"}
@@ -411,3 +413,199 @@ def test_a_taken_reply_id_is_reported_not_taken_for_an_answer(
     assert "@echo:utterance" not in replies
     assert replies["@echo:error"][:2] == ("failed", "echo could not answer: its reply id is taken.")
     assert any(r.levelname == "ERROR" and "cannot reply" in r.getMessage() for r in caplog.records)
+
+
+def _content(text: str) -> str:
+    return json.dumps({"choices": [{"index": 0, "delta": {"content": text}}]})
+
+
+def test_chunks_of_the_wrong_shape_are_skipped_and_the_reply_completes(
+    pipeline: tuple[Handler, Handler],
+    queues: tuple[Any, str, str],
+    admin: psycopg.Connection[Any],
+    llm: FakeLlm,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Given a provider whose stream has chunks of shapes no OpenAI client expects
+    odd = ['{"choices": ["x"]}', '{"choices": [{"delta": "text"}]}', '{"choices": "abc"}',
+           '{"choices": [null, {"delta": {"content": 5}}]}', "[1, 2]"]  # fmt: skip
+    llm.script = [reply("an answer", events=[*odd, _content(" after all")])]
+
+    # When the bots answer
+    _, said, _ = _converse(admin, pipeline, queues)
+
+    # Then the odd chunks were skipped (and said so), the rest is the reply
+    assert _replies(admin, said)["@echo:utterance"][:2] == ("complete", "an answer after all")
+    assert any(r.levelname == "WARNING" and "skipping" in r.getMessage() for r in caplog.records)
+
+
+def test_an_event_nested_past_the_parser_is_a_provider_failure_then_a_notice(
+    pipeline: tuple[Handler, Handler],
+    queues: tuple[Any, str, str],
+    admin: psycopg.Connection[Any],
+    llm: FakeLlm,
+) -> None:
+    # Given a provider that sends an event nested 5,000 deep
+    llm.script = [reply("so deep", events=["[" * 5000 + "]" * 5000], finish=False)]
+
+    # When the bots answer
+    _, said, responses = _converse(admin, pipeline, queues)
+
+    # Then each attempt failed as the provider's fault, and the last one told the space
+    assert [len(r["batchItemFailures"]) for r in responses] == [2, 2, 0]
+    replies = _replies(admin, said)
+    assert replies["@echo:error"][:2] == (
+        "failed", "echo could not answer: the model provider failed (provider sent a malformed stream)."
+    )  # fmt: skip
+    assert not any(state == "active" for state, _, _ in replies.values())
+    assert len(llm.requests) == 6
+
+
+@pytest.mark.parametrize("adapter", ["direct", "postgrest"], indirect=True)
+def test_a_character_split_across_two_chunks_is_stored_whole(
+    pipeline: tuple[Handler, Handler],
+    queues: tuple[Any, str, str],
+    admin: psycopg.Connection[Any],
+    llm: FakeLlm,
+) -> None:
+    # Given a provider that escapes an emoji as a surrogate pair and sends its
+    # halves in two chunks, and a lone half elsewhere
+    llm.script = [Step(tokens=["Hi ", "\ud83d", "\ude00", " and \udc00", " bye \ud83d"])]
+
+    # When the bots answer
+    _, said, _ = _converse(admin, pipeline, queues)
+
+    # Then the reply is stored, the pair as one character, lone halves replaced
+    state, text, _ = _replies(admin, said)["@echo:utterance"]
+    assert (state, text) == ("complete", "Hi \U0001f600 and \ufffd bye \ufffd")
+
+
+def test_a_reply_the_database_refuses_is_retried_then_closed_with_a_notice(
+    pipeline: tuple[Handler, Handler],
+    queues: tuple[Any, str, str],
+    admin: psycopg.Connection[Any],
+    llm: FakeLlm,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("LLM_TIMEOUT_SECONDS", "10")  # every attempt fails, but never late
+    container.reset()
+    # Given a model whose reply ends in a NUL, which PostgreSQL's text refuses
+    llm.script = [Step(tokens=["Hello", " world\u0000"])]
+
+    # When the bots answer
+    _, said, responses = _converse(admin, pipeline, queues)
+
+    # Then each attempt failed and was retried, the last one told the space,
+    # and nothing was left `active`
+    assert [len(r["batchItemFailures"]) for r in responses] == [2, 2, 0]
+    replies = _replies(admin, said)
+    assert replies["@echo:utterance"][:2] == ("failed", "Hello")
+    assert replies["@echo:error"][:2] == (
+        "failed", "echo could not answer: an internal error stopped it."
+    )  # fmt: skip
+    assert not any(state == "active" for state, _, _ in replies.values())
+    # and every failure was logged at ERROR, with its traceback and the job's ids
+    failures = [r for r in caplog.records if r.levelname == "ERROR" and r.exc_info]
+    assert len(failures) == 2 * 3
+    assert all(getattr(r, "bot_id", None) in ("@echo", "@sage") for r in failures)
+    assert all(getattr(r, "trigger_id", None) == said for r in failures)
+
+
+def test_an_empty_reply_is_retried_not_stored(
+    pipeline: tuple[Handler, Handler],
+    queues: tuple[Any, str, str],
+    admin: psycopg.Connection[Any],
+    llm: FakeLlm,
+) -> None:
+    # Given a model that finishes without a word, then with blanks, then answers
+    llm.script = [Step(tokens=[]), Step(tokens=["  ", "\n"]), reply("Here I am")]
+    make_world(admin)
+    admin.execute("delete from public.beings where id = '@sage'")
+    said = say(admin, "@guest", "#lounge", "hello?")
+    deliver_webhooks(admin, pipeline[0])
+
+    # When the bot answers
+    responses = drain(queues[0], queues[1], pipeline[1])
+
+    # Then the empty replies were failures, retried; the answer is the reply
+    assert [len(r["batchItemFailures"]) for r in responses[:2]] == [1, 1]
+    assert len(llm.requests) >= 3
+    assert _replies(admin, said) == {"@echo:utterance": ("complete", "Here I am", "utterance")}
+
+
+def test_a_model_that_only_ever_answers_nothing_ends_in_a_notice(
+    pipeline: tuple[Handler, Handler],
+    queues: tuple[Any, str, str],
+    admin: psycopg.Connection[Any],
+    llm: FakeLlm,
+) -> None:
+    llm.script = [Step(tokens=[])]
+    _, said, responses = _converse(admin, pipeline, queues)
+    assert [len(r["batchItemFailures"]) for r in responses] == [2, 2, 0]
+    replies = _replies(admin, said)
+    assert set(replies) == {"@echo:error", "@sage:error"}
+    assert replies["@echo:error"][1] == (
+        "echo could not answer: the model provider failed (the model's reply was empty)."
+    )
+
+
+def test_a_receive_lost_to_throttling_does_not_cost_the_notice(
+    pipeline: tuple[Handler, Handler],
+    queues: tuple[Any, str, str],
+    admin: psycopg.Connection[Any],
+    llm: FakeLlm,
+) -> None:
+    # Given a provider that keeps failing, and a bot whose job fails twice
+    llm.script = [Step(status=500)]
+    sqs, url, dead_letters = queues
+    make_world(admin)
+    admin.execute("delete from public.beings where id = '@sage'")
+    said = say(admin, "@guest", "#lounge", "hello")
+    deliver_webhooks(admin, pipeline[0])
+    for _ in range(2):
+        [response] = drain(sqs, url, pipeline[1], rounds=1)
+        assert len(response["batchItemFailures"]) == 1
+    # When its third receive is lost (Lambda throttled, or the invocation timed out)
+    lost = sqs.receive_message(QueueUrl=url, VisibilityTimeout=0)["Messages"]
+    assert len(lost) == 1
+
+    # Then the next receive is still the worker's: its last attempt writes the notice
+    assert drain(sqs, url, pipeline[1]) == [{"batchItemFailures": []}]
+    assert _replies(admin, said)["@echo:error"][0] == "failed"
+    assert sqs.receive_message(QueueUrl=dead_letters).get("Messages") is None
+
+
+def test_a_webhook_that_is_not_the_insert_leaves_the_delivery_pending(
+    pipeline: tuple[Handler, Handler], admin: psycopg.Connection[Any], queues: tuple[Any, str, str]
+) -> None:
+    # Given an utterance whose delivery bot-trigger has not acknowledged yet
+    make_world(admin)
+    trigger, worker = pipeline
+    said = say(admin, "@guest", "#lounge", "hello bots")
+
+    def pending() -> list[tuple[str]]:
+        return admin.execute(
+            "select state from private.bot_deliveries where intention_id = %s", (said,)
+        ).fetchall()
+
+    assert pending() == [("pending",)]
+
+    # When a webhook set to all events (a dashboard's) sends its UPDATE, DELETE,
+    # or an insert into another table, naming the same id
+    for kind, table in (("UPDATE", "intentions"), ("DELETE", "intentions"),
+                        ("INSERT", "beings")):  # fmt: skip
+        body = {"type": kind, "table": table, "schema": "public", "record": {"id": said},
+                "old_record": None}  # fmt: skip
+        result = parse(trigger(webhook_event(body, {"x-webhook-secret": SECRET}), LambdaContext()))
+        assert result.body == {"ignored": "not an insert into public.intentions"}
+
+    # Then the delivery is still due: the database sends the INSERT again, and the bots answer
+    assert pending() == [("pending",)]
+    assert [r.body for r in deliver_webhooks(admin, trigger)] == [{"queued": 2}]
+    assert pending() == []
+    drain(queues[0], queues[1], worker)
+    assert {k: v[0] for k, v in _replies(admin, said).items()} == {
+        "@echo:utterance": "complete",
+        "@sage:utterance": "complete",
+    }

@@ -30,7 +30,7 @@ def adapter() -> str:
     return "direct"
 
 
-Serve = Callable[[str], httpx.Client]
+Serve = Callable[..., httpx.Client]
 
 
 @pytest.fixture
@@ -38,9 +38,9 @@ def serve(environment: None, keys: SigningKeys) -> Iterator[Serve]:
     """The local auth's HTTP server with the RPC endpoint on this database."""
     stack = ExitStack()
 
-    def start(database_url: str) -> httpx.Client:
-        endpoint = RpcEndpoint(database_url, ApiKeys(keys.anon_key(), keys.service_key()),
-                               container.verifier, wait_seconds=1)  # fmt: skip
+    def start(database_url: str, api_keys: ApiKeys | None = None) -> httpx.Client:
+        api_keys = api_keys or ApiKeys(keys.anon_key(), keys.service_key())
+        endpoint = RpcEndpoint(database_url, api_keys, container.verifier, wait_seconds=1)
         endpoint.open()
         stack.callback(endpoint.close)
         auth = LocalAuth()
@@ -152,3 +152,21 @@ def test_a_database_that_does_not_answer_is_a_503_json_body(
     response = client.post("/chat_unread_counts", headers=headers(keys, pair[0]))
     assert response.status_code == 503
     assert response.json()["code"] == "PGRST000"
+
+
+def test_a_bearer_api_key_must_be_one_of_the_projects(serve: Serve, authenticator_dsn: str) -> None:
+    # Given a project with the new API keys (publishable and secret: never JWTs)
+    publishable, secret = "sb_publishable_local_known", "sb_secret_local_known"
+    rest = serve(authenticator_dsn, ApiKeys(publishable, secret))
+
+    def call(bearer: str) -> httpx.Response:
+        sent = {"apikey": publishable, "Authorization": f"Bearer {bearer}"}
+        return rest.post("/chat_unread_counts", headers=sent)
+
+    # When the bearer is the project's publishable key, the call runs as anon
+    known = call(publishable)
+    assert (known.status_code, known.json()["code"]) == (401, "42501")  # anon may not
+    # and when it is a key the project does not have, the gateway refuses it
+    for guess in ("sb_secret_guessed", "sb_publishable_other_project", "sb_"):
+        unknown = call(guess)
+        assert (unknown.status_code, unknown.json()["message"]) == (401, "Invalid API key")

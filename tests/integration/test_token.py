@@ -308,3 +308,174 @@ def test_no_refresh_token_in_any_log_line(
     for secret in [refreshed["refresh_token"], rejected["refresh_token"], *grant.active]:
         assert secret not in logged
         assert secret not in json.dumps(ok.body) + json.dumps(refused.body)
+
+
+def _cookie(session: dict[str, Any]) -> str:
+    from shared.session.cookies import encode
+
+    return f"sb-127-auth-token={encode(session, 'base64url')}"
+
+
+def _rotated(supabase: FakeSupabase, grant: RefreshGrant) -> SigningKeys:
+    """GoTrue signs with a new key from now on."""
+    newer = SigningKeys()
+    newer.serve_at(supabase.url)
+    grant.keys = newer
+    return newer
+
+
+def test_a_refresh_signed_by_a_key_rotated_in_since_the_last_fetch_is_verified(
+    token: Any, supabase: FakeSupabase, keys: SigningKeys, grant: RefreshGrant
+) -> None:
+    # Given a container that fetched the project's keys a moment ago
+    assert token(_cookie(_session(keys, grant))).status == 200
+    # and a rotation since: GoTrue signs with a new key, which the JWKS now lists
+    supabase.published = [_rotated(supabase, grant)]
+    due = _session(keys, grant, ttl=5)
+
+    # When a session due for refresh asks for its token (well within the refetch interval)
+    result = token(_cookie(due))
+
+    # Then the new token is verified after one refetch, and the new session written
+    assert result.status == 200, result.body
+    assert supabase.jwks_fetches == 2
+    header = cookie_header_from_set_cookie(_cookie(due), result.cookies)
+    assert token(header).body["access_token"] == result.body["access_token"]
+
+
+def test_a_refresh_that_cannot_be_verified_yet_keeps_the_new_session(
+    token: Any, supabase: FakeSupabase, keys: SigningKeys, grant: RefreshGrant
+) -> None:
+    # Given a rotation to a key the JWKS does not list yet (an edge's stale copy)
+    newer = _rotated(supabase, grant)
+    due = _session(keys, grant, ttl=5)
+
+    # When the session is refreshed
+    result = token(_cookie(due))
+
+    # Then it is a 503 to retry, but GoTrue's new session (its refresh token
+    # rotated) is written, never cleared: the user stays signed in
+    assert (result.status, result.error_code) == (503, "auth_unavailable")
+    assert result.headers["retry-after"] == "30"
+    assert len(supabase.token_requests) == 1
+    header = cookie_header_from_set_cookie(_cookie(due), result.cookies)
+    from shared.session.cookies import read_session
+
+    written = read_session(header, "sb-127-auth-token")
+    assert written is not None
+    assert written.session["refresh_token"] in grant.active
+    assert written.session["refresh_token"] != due["refresh_token"]
+    # and once the key is published (another container, or the next refetch)
+    # the new session's token is served, without another refresh
+    supabase.published = [newer]
+    container.reset()
+    again = token(header)
+    assert again.status == 200, again.body
+    assert again.body["access_token"] == written.session["access_token"]
+    assert len(supabase.token_requests) == 1
+
+
+def _forged(keys: SigningKeys, grant: RefreshGrant, **claims: Any) -> dict[str, Any]:
+    return {**_session(keys, grant, ttl=5), **claims}
+
+
+@pytest.mark.parametrize(
+    "access_token",
+    [
+        "x",
+        "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.",
+        "wrong-signature",
+        "wrong-issuer",
+        "wrong-audience",
+        "revoked-key",
+    ],
+)
+def test_a_session_whose_access_token_is_not_ours_never_reaches_gotrue(
+    token: Any, supabase: FakeSupabase, keys: SigningKeys, grant: RefreshGrant, access_token: str
+) -> None:
+    claims = keys.user_claims(USER_ID, ttl=-600)  # expired: it would be refreshed
+    other = SigningKeys()
+    forged = {
+        "wrong-signature": lambda: other.sign(claims, kid=keys.ec_kid),
+        "wrong-issuer": lambda: keys.sign({**claims, "iss": "https://evil.example/auth/v1"}),
+        "wrong-audience": lambda: keys.sign({**claims, "aud": "service"}),
+        # a key Auth no longer lists (revoked), its token long expired
+        "revoked-key": lambda: other.sign(claims),
+    }
+    session = {"access_token": forged.get(access_token, lambda: access_token)(),
+               "refresh_token": grant.issue()}  # fmt: skip
+
+    # When anyone sends it
+    result = token(_cookie(session))
+
+    # Then it must sign in again, its cookies are cleared, and GoTrue is never asked
+    assert (result.status, result.error_code) == (401, "session_expired")
+    assert result.cookies == ["sb-127-auth-token=; Max-Age=0; Path=/; SameSite=Lax; Secure"]
+    assert supabase.token_requests == []
+
+
+def test_a_token_naming_an_unknown_key_that_is_not_expired_is_a_503_not_a_refresh(
+    token: Any, supabase: FakeSupabase, keys: SigningKeys, grant: RefreshGrant
+) -> None:
+    # Given a session whose token names a key the JWKS does not list, and
+    # says it is valid for another minute (a key too new, or a forgery)
+    unknown = SigningKeys()
+    claims = keys.user_claims(USER_ID, ttl=50)
+    session = {"access_token": unknown.sign(claims), "refresh_token": grant.issue()}
+
+    result = token(_cookie(session))
+
+    # Then it is retried later, the cookies are kept, and GoTrue is not asked
+    assert (result.status, result.error_code) == (503, "auth_unavailable")
+    assert result.headers["retry-after"] == "30"
+    assert result.cookies == []
+    assert supabase.token_requests == []
+
+
+@pytest.mark.parametrize(("sent", "passed_on"), [("42", "42"), (None, "10")])
+def test_gotrue_s_rate_limit_is_a_429_with_its_retry_after(
+    token: Any,
+    supabase: FakeSupabase,
+    keys: SigningKeys,
+    grant: RefreshGrant,
+    caplog: pytest.LogCaptureFixture,
+    sent: str | None,
+    passed_on: str,
+) -> None:
+    body = {
+        "code": 429,
+        "error_code": "over_request_rate_limit",
+        "msg": "Request rate limit reached",
+    }
+    supabase.token_endpoint = lambda _: (429, body, {"Retry-After": sent} if sent else {})
+
+    session = _session(keys, grant, ttl=5)
+
+    result = token(_cookie(session))
+
+    assert (result.status, result.error_code) == (429, "auth_rate_limited")
+    assert result.headers["retry-after"] == passed_on
+    assert result.body["error"]["retry_after"] == int(passed_on)
+    assert result.cookies == []
+    assert any(
+        r.levelname == "WARNING" and "answered 429 (over_request_rate_limit)" in r.getMessage()
+        for r in caplog.records
+    )
+    assert session["refresh_token"] not in caplog.text
+
+
+def test_gotrue_failing_is_a_503_whose_log_names_what_it_answered(
+    token: Any,
+    supabase: FakeSupabase,
+    keys: SigningKeys,
+    grant: RefreshGrant,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    supabase.token_endpoint = lambda _: (502, {"code": 502, "error_code": "unexpected_failure"})
+
+    result = token(_cookie(_session(keys, grant, ttl=5)))
+
+    assert (result.status, result.error_code) == (503, "auth_unavailable")
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    [warning] = [x for x in lines if x["level"] == "WARNING"]
+    assert warning["cause"].endswith("POST /auth/v1/token answered 502 (unexpected_failure)")

@@ -39,6 +39,9 @@ class Step:
     # a word count of the messages and the number of tokens streamed.
     usage: tuple[int, int] | None = None
     report_usage: bool = True
+    # Data payloads sent as they are, one event each, after the tokens: what
+    # a broken or hostile provider may send.
+    events: list[str] = field(default_factory=list)
 
 
 def reply(text: str, **kwargs: Any) -> Step:
@@ -57,6 +60,9 @@ class FakeLlm:
     outage_until: float = 0.0
     outage_status: int = 500
     outage_answers: int = 0
+    # Request fields this model refuses, as OpenAI's newer models refuse
+    # `max_tokens` (a 400 naming it; they take `max_completion_tokens`).
+    refused_parameters: tuple[str, ...] = ()
 
     def next_step(self) -> Step:
         if time.monotonic() < self.outage_until:
@@ -105,6 +111,10 @@ def _handler(fake: FakeLlm) -> type[BaseHTTPRequestHandler]:
                     "body": body,
                 }
             )
+            refused = [name for name in fake.refused_parameters if name in body]
+            if refused:
+                self._unsupported(refused[0])
+                return
             step = fake.next_step()
             if step.stall_seconds:
                 time.sleep(step.stall_seconds)
@@ -138,6 +148,8 @@ def _handler(fake: FakeLlm) -> type[BaseHTTPRequestHandler]:
                         step.gate.wait(10)
                     if step.delay_between:
                         time.sleep(step.delay_between)
+                for event in step.events:
+                    self.wfile.write(f"data: {event}\n\n".encode())
                 if step.finish:
                     self.wfile.write(_chunk(None, "stop"))
                     asked = (body.get("stream_options") or {}).get("include_usage")
@@ -148,6 +160,20 @@ def _handler(fake: FakeLlm) -> type[BaseHTTPRequestHandler]:
             except (BrokenPipeError, ConnectionResetError):
                 pass
             self.close_connection = True
+
+        def _unsupported(self, name: str) -> None:
+            """OpenAI's answer to a parameter the model does not support."""
+            message = f"Unsupported parameter: '{name}' is not supported with this model."
+            if name == "max_tokens":
+                message += " Use 'max_completion_tokens' instead."
+            error = {"message": message, "type": "invalid_request_error", "param": name,
+                     "code": "unsupported_parameter"}  # fmt: skip
+            data = json.dumps({"error": error}).encode()
+            self.send_response(400)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
 
         def _endless(self, step: Step) -> None:
             chunk, sent = step.endless or b"", 0

@@ -32,10 +32,16 @@ class FakeSupabase:
     database_dsn: str | None = None
     jwks_fetches: int = 0
     rpc_calls: list[dict[str, Any]] = field(default_factory=list)
-    # GoTrue's /token endpoint: a function of the JSON body -> (status, body), or None for a stall.
-    token_endpoint: Callable[[dict[str, Any]], tuple[int, Any] | None] | None = None
+    # GoTrue's /token endpoint: a function of the JSON body -> (status, body),
+    # or (status, body, headers), or None for a stall.
+    token_endpoint: Callable[[dict[str, Any]], tuple[Any, ...] | None] | None = None
     token_requests: list[dict[str, Any]] = field(default_factory=list)
+    # More keys the JWKS lists beside `keys`' (a rotation's new key).
+    published: list[SigningKeys] = field(default_factory=list)
     url: str = ""
+
+    def jwks(self) -> dict[str, Any]:
+        return {"keys": [k for keys in [self.keys, *self.published] for k in keys.jwks()["keys"]]}
 
     def _verify(self, token: str) -> dict[str, Any]:
         header = jwt.get_unverified_header(token)
@@ -119,7 +125,7 @@ def _handler(fake: FakeSupabase) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:
             if self.path == "/auth/v1/.well-known/jwks.json":
                 fake.jwks_fetches += 1
-                self.reply_json(200, fake.keys.jwks())
+                self.reply_json(200, fake.jwks())
                 return
             if self.path == "/auth/v1/user":
                 # GoTrue's "get user": the token's user (supabase-js calls it in setSession).
@@ -156,7 +162,8 @@ def _handler(fake: FakeSupabase) -> type[BaseHTTPRequestHandler]:
                 if answer is None:  # a stalled server: never answers in time
                     threading.Event().wait(5)
                     return
-                self.reply_json(*answer)
+                status, answered, *extra = answer
+                self.reply_json(status, answered, extra[0] if extra else None)
                 return
             self.reply_json(404, {"message": "not found"})
 

@@ -115,14 +115,15 @@ def test_a_failed_job_comes_back_after_the_delay_it_asked_for_then_goes_to_the_d
     worker.fail = {"doomed"}
     worker.delay_failed = 1  # the worker's ChangeMessageVisibility, not the queue's 2 s
     _send(sqs, "doomed")
-    worker.wait(lambda: len(worker.seen) == 3)
+    # maxReceiveCount: the worker's 3 attempts and 2 receives to spare
+    worker.wait(lambda: len(worker.seen) == 5)
     counts = [count for _, count, _ in worker.seen]
     gaps = [b[2] - a[2] for a, b in zip(worker.seen, worker.seen[1:], strict=False)]
-    assert counts == [1, 2, 3]
+    assert counts == [1, 2, 3, 4, 5]
     assert all(0.9 <= gap < 2.0 for gap in gaps), gaps
     # maxReceiveCount reached: SQS moves it to the dead-letter queue, never to the worker again
     worker.wait(lambda: sqs.dead_letters() == 1)
-    assert len(worker.seen) == 3
+    assert len(worker.seen) == 5
     [dead] = sqs.client.receive_message(QueueUrl=sqs.dead_letter_url)["Messages"]
     assert dead["Body"] == "doomed"
 

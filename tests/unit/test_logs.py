@@ -107,6 +107,20 @@ def test_what_looks_like_a_secret_is_masked_whoever_logs_it(lines: Any) -> None:
     assert "db.internal:5432" in line["message"]
 
 
+def test_a_session_token_written_as_bytes_is_masked(lines: Any) -> None:
+    # botocore's repr of a signed request's headers
+    logging.getLogger("somelib").warning(
+        "headers={'X-Amz-Date': b'20261203T000000Z', 'X-Amz-Security-Token': b'%s',"
+        " 'Authorization': b'AWS4-HMAC-SHA256 Credential=ASIA/x, Signature=%s'}",
+        SESSION_TOKEN,
+        "cd" * 32,
+    )
+    (line,) = lines()
+    assert SESSION_TOKEN[:12] not in line["message"]
+    assert "cd" * 32 not in line["message"]
+    assert "'X-Amz-Date': b'20261203T000000Z'" in line["message"]
+
+
 def test_threads_each_log_their_own_correlation_id(lines: Any) -> None:
     # Given requests served at once in threads (as the local dev server does)
     inside = threading.Barrier(8, timeout=30)
@@ -178,3 +192,56 @@ def test_lines_say_what_powertools_logger_would_say(lines: Any) -> None:
             assert mine["exception"]["traceback"].rstrip("\n") == reference["exception"]
         else:
             assert "exception" not in mine
+
+
+SESSION_TOKEN = "IQoJb3JpZ2luX2VjEJr//////////wEaCWV1LXdlc3QtMSJHMEUCIQDsessiontokenvalue0123456789"
+SECRET_ACCESS_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYsecretaccesskey0"
+
+
+def test_at_debug_no_secret_or_session_token_reaches_a_line(
+    lines: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a function at LOG_LEVEL=DEBUG with AWS session credentials, whose
+    # secrets come from SSM (decrypted) and whose jobs go to SQS
+    import boto3
+    from moto import mock_aws
+
+    from shared.secrets import load_ssm_parameters
+
+    for name, value in {
+        "LOG_LEVEL": "DEBUG",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+        "AWS_ACCESS_KEY_ID": "ASIAEXAMPLEKEYID0000",
+        "AWS_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY,
+        "AWS_SESSION_TOKEN": SESSION_TOKEN,
+    }.items():
+        monkeypatch.setenv(name, value)
+    logs.configure()
+    secrets = {"/logs-test/service-key": "sb_secret_0123456789abcdefDECRYPTED",
+               "/logs-test/webhook-secret": "webhook-secret-value-DECRYPTED-42"}  # fmt: skip
+    try:
+        with mock_aws():
+            ssm = boto3.client("ssm", region_name="eu-west-1")
+            for name, value in secrets.items():
+                ssm.put_parameter(Name=name, Value=value, Type="SecureString")
+            lines()  # the test's own calls
+            # When the function loads its secrets and sends a job
+            env = {"SECRETS_SOURCE": "ssm", "SERVICE_KEY_SSM": "/logs-test/service-key",
+                   "WEBHOOK_SECRET_SSM": "/logs-test/webhook-secret"}  # fmt: skip
+            load_ssm_parameters(env)
+            assert env["WEBHOOK_SECRET"] == secrets["/logs-test/webhook-secret"]
+            sqs = boto3.client("sqs", region_name="eu-west-1")
+            url = sqs.create_queue(QueueName="bot-jobs")["QueueUrl"]
+            sqs.send_message(QueueUrl=url, MessageBody='{"bot_id": "@echo"}')
+            written = lines()
+    finally:
+        monkeypatch.setenv("LOG_LEVEL", "INFO")
+        logs.configure()
+
+    # Then botocore wrote its DEBUG lines (the test saw them) but none holds
+    # a decrypted value, the session token or the secret key
+    assert any(x["logger"].startswith("botocore") and x["level"] == "DEBUG" for x in written)
+    text = "\n".join(json.dumps(x) for x in written)
+    for secret in [*secrets.values(), SESSION_TOKEN, SECRET_ACCESS_KEY]:
+        assert secret not in text
+        assert secret[:24] not in text

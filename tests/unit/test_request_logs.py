@@ -237,3 +237,34 @@ def test_requests_served_at_once_in_threads_keep_their_own_ids(
         assert results[number].headers["x-request-id"] == f"req-{number}"
         mine = _of(lines, f"req-{number}")
         _assert_names_the_cause(mine, f"down for bob{number}")
+
+
+@pytest.mark.usefixtures("edge")
+@pytest.mark.parametrize(
+    ("sent", "kept"),
+    [
+        ("client-req-42", True),
+        ("r\u00e9q-\u2713", False),  # not latin-1: the header could not carry it back
+        ("caf\u00e9", False),  # latin-1, but not ASCII
+        ("req\x7f", False),
+        ("x" * 129, False),
+    ],
+)
+def test_a_request_id_header_is_used_only_when_it_is_printable_ascii(
+    capsys: pytest.CaptureFixture[str], sent: str, kept: bool
+) -> None:
+    # Given a hand-made event (no API Gateway request id) with the caller's x-request-id
+    event = http_event("POST", "/chat/threads/ensure", body={}, headers={"x-request-id": sent})
+    del event["requestContext"]["requestId"]
+
+    # When it is served
+    result = parse(_handler()(event, LambdaContext()))
+
+    # Then it is answered as any request without credentials: JSON, never a 500
+    assert (result.status, result.error_code) == (401, "missing_token")
+    returned = result.headers["x-request-id"]
+    assert (returned == sent) is kept
+    assert returned.isascii()
+    assert returned.isprintable()
+    lines = _written(capsys)
+    assert {line.get("correlation_id") for line in lines} == {returned}

@@ -151,15 +151,18 @@ def _restore(module: str, event: dict[str, Any] | None, env: dict[str, str], edg
     )
     assert probe.stdin is not None
     assert probe.stdout is not None
+    init_lines = []
     for line in probe.stdout:
         if line.startswith("SNAPSHOT"):
             break
+        init_lines.append(line)
     before = list(edge.requests)
     probe.stdin.write("\n")
     probe.stdin.flush()
     out, err = probe.communicate(timeout=120)
     assert probe.returncode == 0, err
     report = json.loads(next(line for line in out.splitlines() if line.startswith("REPORT "))[7:])
+    report["init_log"] = [json.loads(line) for line in init_lines]
     return before, report
 
 
@@ -250,6 +253,8 @@ def test_the_bot_functions_prime_and_snapshot_without_sockets(
     before, report = _restore(module, None, env, stand_in)
     # Then priming called no database, and the snapshot holds no socket
     assert [m for _, m, *_ in before if m == "POST"] == []
+    # and wrote nothing an alarm on WARNING or ERROR would count (LOG_LEVEL=WARNING)
+    assert report["init_log"] == []
     assert report["frozen_at_init"] > 0
     assert report["open_sockets_in_snapshot"] == 0
     # and restored copies do not share a random sequence

@@ -93,3 +93,37 @@ def test_a_late_trailer_after_the_finish_does_not_fail_a_complete_answer() -> No
         raise LlmError("no answer in time", retryable=True)
 
     assert "".join(OpenAICompatible._deltas(late())) == "All done"  # type: ignore[arg-type]
+
+
+def test_chunks_of_the_wrong_shape_are_skipped() -> None:
+    data = [
+        '{"choices": ["x"]}',
+        '{"choices": [{"delta": "text"}]}',
+        '{"choices": "abc"}',
+        '{"choices": [null, {"delta": null}]}',
+        _chunk("fine"),
+        _chunk(None, "stop"),
+    ]
+    assert "".join(OpenAICompatible._deltas(iter(data))) == "fine"
+
+
+def test_an_event_nested_too_deep_is_a_retryable_error() -> None:
+    with pytest.raises(LlmError) as failed:
+        list(OpenAICompatible._deltas(iter([_chunk("a"), "[" * 5000 + "]" * 5000])))
+    assert failed.value.retryable
+
+
+@given(st.text(min_size=1), st.lists(st.integers(min_value=0, max_value=64), max_size=6))
+def test_characters_come_whole_however_escapes_split_them(text: str, cuts: list[int]) -> None:
+    # UTF-16 code units, as a provider's JSON escapes them, split anywhere
+    units = [text.encode("utf-16-le")[i : i + 2].decode("utf-16-le", "surrogatepass")
+             for i in range(0, len(text.encode("utf-16-le")), 2)]  # fmt: skip
+    bounds = [0, *sorted(c for c in cuts if c < len(units)), len(units)]
+    pieces = ["".join(units[a:b]) for a, b in itertools.pairwise(bounds) if a < b]
+    data = [_chunk(p) for p in pieces] + [_chunk(None, "stop")]
+    assert "".join(OpenAICompatible._deltas(iter(data))) == text
+
+
+def test_lone_surrogates_become_the_replacement_character() -> None:
+    data = [_chunk("a\udc00"), _chunk("b\ud83d"), _chunk("\ud83d"), _chunk(None, "stop")]
+    assert "".join(OpenAICompatible._deltas(iter(data))) == "a\ufffdb\ufffd\ufffd"

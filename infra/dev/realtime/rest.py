@@ -13,6 +13,8 @@ from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from infra.dev.bodies import BodyRefused, read_body
+
 if TYPE_CHECKING:
     from infra.dev.realtime.server import RealtimeServer
 
@@ -66,12 +68,10 @@ def answer(handler: BaseHTTPRequestHandler, realtime: RealtimeServer | None) -> 
 
 def _messages(handler: BaseHTTPRequestHandler) -> tuple[list[dict[str, Any]], bool]:
     url = urlsplit(handler.path)
-    length = handler.headers.get("Content-Length") or "0"
-    if not length.isdigit() or int(length) > MAX_BODY_BYTES:
-        handler.close_connection = True  # the body is left unread
-        raise BadRequest(413, f"send a body of at most {MAX_BODY_BYTES} bytes")
     try:
-        body = json.loads(handler.rfile.read(int(length)) or b"null")
+        body = json.loads(read_body(handler, MAX_BODY_BYTES) or b"null")
+    except BodyRefused as exc:
+        raise BadRequest(exc.status, exc.message) from None
     except (ValueError, RecursionError):
         raise BadRequest(400, "the body is not JSON") from None
     route = url.path.rstrip("/")

@@ -323,7 +323,7 @@ class RealtimeServer:
         broadcast, presence = _object(config.get("broadcast")), _object(config.get("presence"))
         token = frame.payload.get("access_token") or frame.payload.get("user_token")
         token = token if isinstance(token, str) and token else connection.api_key
-        caller, expires_at = await self._caller(connection.api_role, token)
+        caller, expires_at = await self._caller(token)
         try:
             bindings = [Binding.parse(p) for p in config.get("postgres_changes") or []]
         except InvalidBinding as exc:
@@ -347,13 +347,14 @@ class RealtimeServer:
         self._schedule_expiry(channel, expires_at)
         return channel
 
-    async def _caller(self, api_role: str, token: str) -> tuple[Caller, float | None]:
+    async def _caller(self, token: str) -> tuple[Caller, float | None]:
         """The claims a token stands for, and when it expires (API keys: never)."""
         role = self.api_keys.role(token)
         if role is not None:
             return Caller({"role": role}), None
-        if token.startswith("sb_"):  # publishable/secret keys: the connection's key
-            return Caller({"role": api_role}), None
+        if token.startswith("sb_"):
+            # A publishable or secret key (never a JWT) the project does not have.
+            raise JoinRefused("InvalidJWTToken: Invalid API key")
         try:
             claims = await asyncio.to_thread(self._verifier().claims, token, verify_exp=False)
         except Unauthorized as exc:
@@ -413,7 +414,7 @@ class RealtimeServer:
         if not isinstance(token, str) or not token or token == channel.token:
             return
         try:
-            caller, expires_at = await self._caller(channel.connection.api_role, token)
+            caller, expires_at = await self._caller(token)
         except JoinRefused as refused:
             await self._shutdown(channel, str(refused).partition(": ")[2] or str(refused))
             return
@@ -551,7 +552,7 @@ class RealtimeServer:
         if api_role is None:
             return 401, {"message": "Invalid API key"}
         try:
-            caller, _ = await self._caller(api_role, token or api_key)
+            caller, _ = await self._caller(token or api_key)
         except JoinRefused:
             return 401, {"message": "Unauthorized"}
         allowed: dict[str, bool] = {}

@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from pydantic import TypeAdapter, ValidationError
 
+from infra.dev.bodies import BodyRefused, read_body
 from infra.dev.web.lounge import error_status
 from shared.session.cookies import session_cookies
 from shared.validation import PgText
@@ -111,14 +112,12 @@ def page_handler(
         def _field(self, name: str) -> str | None:
             """A string field of the JSON body; None (after a 400) if it is
             missing or PostgreSQL text could not store it."""
-            length = self.headers.get("Content-Length") or "0"
-            if not length.isdigit() or len(length) > 9 or int(length) > MAX_BODY_BYTES:
-                self.close_connection = True  # the body is left unread
-                self._bad_request(f"send a JSON body of at most {MAX_BODY_BYTES} bytes")
-                return None
             try:
-                body = json.loads(self.rfile.read(int(length)))
+                body = json.loads(read_body(self, MAX_BODY_BYTES))
                 return _TEXT.validate_python(str(body[name]))
+            except BodyRefused as exc:
+                self._json(exc.status, exc.error())
+                return None
             except ValidationError as exc:
                 self._bad_request(f"{name}: {exc.errors()[0]['msg']}")
                 return None
