@@ -68,14 +68,14 @@ def clean_env(**extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
-def start_dev(data: Path, port: int | None = None) -> DevServer:
+def start_dev(data: Path, port: int | None = None, root: Path = ROOT) -> DevServer:
     port = port or free_port()
     # Every port chosen free, the page's too: PORT + 1 may be a client's ephemeral port.
     env = clean_env(PORT=str(port), DEV_PG_PORT=str(free_port()), DEV_AUTH_PORT=str(free_port()),
                     DEV_WEB_PORT=str(free_port()), DEV_DATA_DIR=str(data))  # fmt: skip
     process = subprocess.Popen(
         [sys.executable, "-m", "infra.dev"],
-        cwd=ROOT, env=env, start_new_session=True,
+        cwd=root, env=env, start_new_session=True,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     server = DevServer(process, port, data)
