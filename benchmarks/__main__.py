@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import bot_pipeline, chat_db, chat_unread, cold_start, faults, warm_overhead
+from benchmarks import (
+    bot_pipeline,
+    chat_db,
+    chat_unread,
+    cold_start,
+    dev_reload,
+    faults,
+    warm_overhead,
+)
 from benchmarks.report import Row, print_table
 
 BENCHMARKS = [
@@ -14,6 +22,7 @@ BENCHMARKS = [
     warm_overhead.run,
     bot_pipeline.run,
     faults.run,
+    dev_reload.run,
 ]
 
 
