@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[2]
 # What the functions import at init, loaded before "go": a new version then
 # costs only the project's own modules (benchmarks/README.md, "make dev").
@@ -110,7 +112,14 @@ class Functions:
         self.handlers: dict[str, Any] = {}
         self.failed: dict[str, LoadError] = {}
         self.http: set[str] = set()
-        for function in functions():
+        self.unreadable: str | None = None
+        try:
+            listed = functions()
+        except (OSError, yaml.YAMLError) as exc:
+            self.unreadable = f"serverless.yml cannot be read: {' '.join(str(exc).split())}"
+            print(f"make dev: {self.unreadable}", file=sys.stderr, flush=True)
+            listed = []
+        for function in listed:
             if function.routes:
                 self.http.add(function.package)
             try:
@@ -138,6 +147,8 @@ class Functions:
         from infra.dev.platform import LambdaContext
 
         name = str(request.get("function"))
+        if self.unreadable is not None:
+            return {"error": self.unreadable}
         if name in self.failed:
             error = self.failed[name]
             if name in self.http:

@@ -20,6 +20,7 @@ only the import of the project's own code (the time is printed).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -31,6 +32,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from infra.serverless import routes
 
@@ -106,7 +109,8 @@ class _Process:
 
     def stop(self) -> None:
         if self.popen.stdin is not None and not self.popen.stdin.closed:
-            self.popen.stdin.close()  # a spare that never got "go" ends itself
+            with contextlib.suppress(BrokenPipeError):  # (it may be gone already)
+                self.popen.stdin.close()  # a spare that never got "go" ends itself
         if self.alive():
             self.popen.terminate()
         try:
@@ -148,13 +152,18 @@ class FunctionHost:
         process = self._spare or self._spawn()
         self._spare = None
         process.files = files
-        process.routes = routes(ROOT / "serverless.yml")
+        try:
+            process.routes = routes(ROOT / "serverless.yml")
+        except yaml.YAMLError as exc:
+            process.routes = self._current.routes if self._current is not None else {}
+            problem = " ".join(str(exc).split())
+            self.say(f"serverless.yml cannot be read ({problem}): its routes stay as they were")
         assert process.popen.stdin is not None
         try:
             process.popen.stdin.write(b"go\n")
             process.popen.stdin.flush()
-        except BrokenPipeError:
-            process = self._spawn()  # the spare died: take a new one
+        except BrokenPipeError:  # the spare died: take a new one
+            process.stop()
             return self._promote(files)
         old, self._current = self._current, process
         if old is not None:

@@ -143,6 +143,21 @@ def test_a_syntax_error_answers_500_naming_the_file_and_line(dev: Running) -> No
     dev.assert_nothing_restarted()
 
 
+def test_a_broken_serverless_yml_is_said_and_answered_not_hidden(dev: Running) -> None:
+    template = dev.project / "serverless.yml"
+    original = template.read_text()
+    template.write_text(original + "\nfunctions: [unclosed\n")
+    try:
+        response = httpx.get(f"{dev.url}/auth/token", timeout=60)
+        assert response.status_code == 500, response.text
+        assert "serverless.yml cannot be read" in response.json()["error"]["message"]
+        dev.server.wait_for("serverless.yml cannot be read")
+    finally:
+        template.write_text(original)
+    assert no_session(dev)["error"]["code"] == "no_session"
+    dev.assert_nothing_restarted()
+
+
 def test_a_new_migration_is_applied_and_an_applied_one_is_never_rerun(dev: Running) -> None:
     migration = dev.project / "infra" / "supabase" / "migrations" / "29991231000000_probe.sql"
 
