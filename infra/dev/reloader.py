@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -37,6 +38,7 @@ import yaml
 
 from infra.serverless import routes
 
+logger = logging.getLogger("dev")
 ROOT = Path(__file__).resolve().parents[2]
 WATCHED_TREES = ("functions", "shared")
 WATCHED_FILES = ("serverless.yml",)
@@ -187,14 +189,17 @@ class FunctionHost:
             if self._spare is None:
                 self._spare = self._spawn()
 
-    def current(self) -> _Process:
+    def current(self, *, enter: bool = False) -> _Process:
         """The process for the code as it is now: replaced first if the code changed
-        (or its process exited)."""
+        (or its process exited). With `enter`, a call is counted in it before
+        anyone can retire it."""
         files = fingerprint()
         with self._lock:
             process = self._current
             assert process is not None, "start() first"
             if files == process.files and process.alive():
+                if enter:
+                    process.enter()
                 return process
             started = time.monotonic()
             if not process.alive():
@@ -205,6 +210,8 @@ class FunctionHost:
                     f" and {len(paths) - 3} more" if len(paths) > 3 else ""
                 )
             process = self._promote(files)
+            if enter:
+                process.enter()
         threading.Thread(target=self._ready, args=(process, started, why), daemon=True).start()
         return process
 
@@ -213,10 +220,9 @@ class FunctionHost:
         return self.current().routes
 
     def call(self, function: str, event: dict[str, Any], context: Any) -> Any:
-        process = self.current()
         remaining = None if context is None else context.get_remaining_time_in_millis()
         timeout = CALL_TIMEOUT_SECONDS if remaining is None else remaining / 1000 + 30
-        process.enter()
+        process = self.current(enter=True)
         try:
             reply = process.request(
                 {"function": function, "event": event, "remaining_ms": remaining}, timeout
@@ -236,8 +242,11 @@ class FunctionHost:
     def watch(self, stop: threading.Event, also: Callable[[], None] = lambda: None) -> None:
         """Reloads as soon as a file changes (and runs `also` each round), until `stop`."""
         while not stop.wait(0.5):
-            self.current()
-            also()
+            try:
+                self.current()
+                also()
+            except Exception:  # the next round tries again; requests check for themselves
+                logger.exception("make dev's reload watcher")
 
     def stop(self) -> None:
         with self._lock:

@@ -25,9 +25,10 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import psycopg
 
@@ -50,6 +51,7 @@ from infra.dev.web.hook import FrontEnd, allow_page_origin, start_front_end
 from infra.local.cluster import BOOTSTRAP_SUPERUSER, PgCluster
 from infra.local.partitions import maintain_realtime_partitions
 from infra.local.schema import apply_schema, as_role
+from infra.serverless import routes as serverless_routes
 from shared import logs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -97,7 +99,30 @@ def api_gateway_event(
     return event
 
 
-def make_handler(functions: FunctionHost) -> type[BaseHTTPRequestHandler]:
+class Functions(Protocol):
+    """What the API server calls: make dev's FunctionHost, or handlers in this process."""
+
+    def routes(self) -> dict[tuple[str, str], str]: ...
+
+    def call(self, function: str, event: dict[str, Any], context: Any) -> Any: ...
+
+
+class InProcess:
+    """Lambda handlers called in this process (the tests' API Gateway), at
+    serverless.yml's routes."""
+
+    def __init__(self, handlers: dict[str, Callable[[dict[str, Any], Any], Any]]) -> None:
+        self.handlers = handlers
+        self._routes = {r: f for r, f in serverless_routes().items() if f in handlers}
+
+    def routes(self) -> dict[tuple[str, str], str]:
+        return self._routes
+
+    def call(self, function: str, event: dict[str, Any], context: Any) -> Any:
+        return self.handlers[function](event, context)
+
+
+def make_handler(functions: Functions) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
