@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from infra.serverless import read
 from tests.support.project_copy import copy_project, snapshot
 
 pytestmark = pytest.mark.deploy
@@ -152,6 +153,17 @@ def test_the_function_is_made_tested_packaged_and_taken_back(scaffolded: Scaffol
     routes = {v["Properties"]["RouteKey"] for v in resources.values()
               if v["Type"] == "AWS::ApiGatewayV2::Route"}  # fmt: skip
     assert {f"POST /{NAME}", f"OPTIONS /{NAME}"} <= routes
+
+    # And it has the shape of the project's own HTTP functions: whatever they
+    # are given (settings, layers, logging, tracing, metrics) it is given too
+    shape = {k: sorted(v["Properties"]) for k, v in resources.items()
+             if k in ("HelloThereLambdaFunction", "ChatMessageLambdaFunction")}  # fmt: skip
+    assert shape["HelloThereLambdaFunction"] == shape["ChatMessageLambdaFunction"]
+    declared = read(project.root / "serverless.yml")["functions"]
+    assert sorted(declared[CAMEL]) == sorted(declared["chatMessage"])
+    assert sorted(function["Environment"]["Variables"]) == sorted(
+        resources["ChatMessageLambdaFunction"]["Properties"]["Environment"]["Variables"]
+    )
 
     # And with SnapStart, its events call the published version's alias, as the others'
     snap = project.run("npx", "--no-install", "sls", "package", "--stage", "ci",
