@@ -11,6 +11,8 @@ from benchmarks import (
     cold_start,
     dev_reload,
     faults,
+    handler_memory,
+    hot_rows,
     warm_overhead,
 )
 from benchmarks.report import Row, print_table
@@ -22,6 +24,8 @@ BENCHMARKS = [
     warm_overhead.run,
     bot_pipeline.run,
     faults.run,
+    hot_rows.run,
+    handler_memory.run,
     dev_reload.run,
 ]
 

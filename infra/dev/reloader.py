@@ -220,6 +220,10 @@ class FunctionHost:
         return self.current().routes
 
     def call(self, function: str, event: dict[str, Any], context: Any) -> Any:
+        return self.timed_call(function, event, context)[0]
+
+    def timed_call(self, function: str, event: dict[str, Any], context: Any) -> tuple[Any, float]:
+        """The result and the seconds the handler took in its process."""
         remaining = None if context is None else context.get_remaining_time_in_millis()
         timeout = CALL_TIMEOUT_SECONDS if remaining is None else remaining / 1000 + 30
         process = self.current(enter=True)
@@ -233,7 +237,7 @@ class FunctionHost:
             process.leave()
         if "error" in reply:
             raise FunctionFailed(str(reply["error"]))
-        return reply["result"]
+        return reply["result"], float(reply.get("seconds", 0.0))
 
     def handler(self, function: str) -> Handler:
         """A Lambda-shaped entry point that runs `function` at the current code."""

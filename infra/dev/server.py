@@ -106,6 +106,10 @@ class Functions(Protocol):
 
     def call(self, function: str, event: dict[str, Any], context: Any) -> Any: ...
 
+    def timed_call(self, function: str, event: dict[str, Any], context: Any) -> tuple[Any, float]:
+        """The result and the seconds the handler itself took."""
+        ...
+
 
 class InProcess:
     """Lambda handlers called in this process (the tests' API Gateway), at
@@ -121,10 +125,18 @@ class InProcess:
     def call(self, function: str, event: dict[str, Any], context: Any) -> Any:
         return self.handlers[function](event, context)
 
+    def timed_call(self, function: str, event: dict[str, Any], context: Any) -> tuple[Any, float]:
+        started = time.perf_counter()
+        result = self.call(function, event, context)
+        return result, time.perf_counter() - started
+
 
 def make_handler(functions: Functions) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body leave in two writes: with Nagle on, a keep-alive
+        # client's next response waited for its delayed ACK (40 ms under load).
+        disable_nagle_algorithm = True
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: ARG002
             # DEBUG: each function writes its own access line (shared.logs)
@@ -164,19 +176,23 @@ def make_handler(functions: Functions) -> type[BaseHTTPRequestHandler]:
                 return
             event = api_gateway_event(self.command, path, query, dict(self.headers.items()), body)
             try:
-                response = functions.call(function, event, None)
+                response, seconds = functions.timed_call(function, event, None)
             except FunctionFailed as exc:  # its process went away mid-request
                 error = {"error": {"code": "function_failed", "message": str(exc)}}
                 self._send(
                     500, {"Content-Type": "application/json"}, [], json.dumps(error).encode()
                 )
                 return
+            # What Lambda would bill (the handler's own time, measured where it
+            # runs), apart from this server's and the hop to the functions'
+            # process: `make load` reads it to say where a request's time went.
+            took = f"lambda;dur={seconds * 1000:.2f}"
             payload = response.get("body") or ""
             data = (
                 base64.b64decode(payload) if response.get("isBase64Encoded") else payload.encode()
             )
-            self._send(response["statusCode"], response.get("headers") or {},
-                       list(response.get("cookies") or []), data)  # fmt: skip
+            headers = {**(response.get("headers") or {}), "Server-Timing": took}
+            self._send(response["statusCode"], headers, list(response.get("cookies") or []), data)
 
         do_GET = do_POST = do_OPTIONS = do_PUT = do_DELETE = _serve
 
@@ -321,11 +337,17 @@ def lock_data_dir(data: Path, port: int) -> IO[str]:
     return lock
 
 
+class LocalServer(ThreadingHTTPServer):
+    # socketserver's default backlog is 5: a browser's or a load run's burst
+    # of new connections had its SYNs dropped and retried after 1, 3, 7 s.
+    request_queue_size = 1024
+
+
 def serve(
     address: tuple[str, int], handler: type[BaseHTTPRequestHandler], what: str, variable: str
 ) -> ThreadingHTTPServer:
     try:
-        server = ThreadingHTTPServer(address, handler)
+        server = LocalServer(address, handler)
     except OSError as exc:
         raise RuntimeError(
             f"cannot serve {what} on {address[0]}:{address[1]} ({exc.strerror}): another program"
