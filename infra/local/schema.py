@@ -92,13 +92,15 @@ def apply_stand_ins(dsn: str) -> None:
                 conn.execute(path.read_text().encode())
 
 
-def apply_schema(dsn: str) -> list[str]:
+def apply_schema(dsn: str, before: str | None = None) -> list[str]:
     """Applies what is missing; returns the names of the migrations it applied.
 
-    `dsn` names the database; the user in it does not matter.
+    `dsn` names the database; the user in it does not matter. With `before`
+    (a version), only the migrations older than it: a database as a project
+    had it before that migration.
     """
     apply_stand_ins(dsn)
-    return apply_migrations(dsn)
+    return apply_migrations(dsn, before)
 
 
 def applied_versions(dsn: str) -> set[str]:
@@ -110,16 +112,17 @@ def applied_versions(dsn: str) -> set[str]:
         }
 
 
-def apply_migrations(dsn: str) -> list[str]:
+def apply_migrations(dsn: str, before: str | None = None) -> list[str]:
     """Applies, in order, each migration file whose version is not in the
-    ledger, each in its own transaction; returns their names. A failing one
-    raises MigrationFailed (it and those after it are left unapplied)."""
+    ledger (and, with `before`, is older than it), each in its own
+    transaction; returns their names. A failing one raises MigrationFailed
+    (it and those after it are left unapplied)."""
     applied: list[str] = []
     done = applied_versions(dsn)
     with psycopg.connect(as_role(dsn, ADMIN), autocommit=True) as conn:
         for path in migrations():
             version, _, name = path.stem.partition("_")
-            if version in done:
+            if version in done or (before is not None and version >= before):
                 continue
             try:
                 with conn.transaction():
