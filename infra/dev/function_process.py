@@ -4,7 +4,8 @@ infra/dev/reloader.py starts one of these for every version of the code:
 it imports the libraries the functions use, waits for "go" on stdin
 (so a spare one waits ready while the current one serves), then imports
 every function serverless.yml defines, exactly once, and serves calls on
-the listening socket it was handed: one JSON line in (`{"function",
+the listening socket it was handed, on connections make dev keeps open:
+per call, one JSON line in (`{"function",
 "event", "remaining_ms"}`), one JSON line out (`{"result", "seconds"}`
 or `{"error"}`). Each call runs the function's Lambda entry point, in a
 thread, as make dev always did in-process.
@@ -172,13 +173,17 @@ class Functions:
 
 def serve(listener: socket.socket, functions: Functions) -> None:
     class Connection(socketserver.StreamRequestHandler):
+        disable_nagle_algorithm = True  # an answer leaves at once, as make dev's server's do
+
         def handle(self) -> None:
-            request = json.loads(self.rfile.readline())
-            if request.get("ping"):
-                answer: dict[str, Any] = {"ready": True, "failed": sorted(functions.failed)}
-            else:
-                answer = functions.call(request)
-            self.wfile.write(json.dumps(answer, default=str).encode() + b"\n")
+            # make dev keeps a connection for call after call (one at a time)
+            for line in self.rfile:
+                request = json.loads(line)
+                if request.get("ping"):
+                    answer: dict[str, Any] = {"ready": True, "failed": sorted(functions.failed)}
+                else:
+                    answer = functions.call(request)
+                self.wfile.write(json.dumps(answer, default=str).encode() + b"\n")
 
     server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Connection, bind_and_activate=False)
     server.daemon_threads = True

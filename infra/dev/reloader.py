@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import yaml
 
@@ -99,19 +99,37 @@ class _Process:
     routes: dict[tuple[str, str], str] = field(default_factory=dict)
     calls: int = 0
     lock: threading.Condition = field(default_factory=threading.Condition)
+    # Connections kept open between calls, one per call at a time: a new
+    # connection (and the process's new thread for it) per request tripled
+    # make dev's CPU for a request (benchmarks/README.md, "make dev reload").
+    idle: list[tuple[socket.socket, BinaryIO]] = field(default_factory=list)
 
     def alive(self) -> bool:
         return self.popen.poll() is None
 
     def request(self, message: Mapping[str, Any], timeout: float) -> dict[str, Any]:
-        with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as conn:
+        with self.lock:
+            kept = self.idle.pop() if self.idle else None
+        conn, answer = kept or self._connect()
+        try:
+            conn.settimeout(timeout)
             conn.sendall(json.dumps(message).encode() + b"\n")
-            with conn.makefile("rb") as answer:
-                line = answer.readline()
+            line = answer.readline()
+        except BaseException:
+            conn.close()
+            raise
         if not line:
+            conn.close()
             raise FunctionFailed(f"the functions' process (pid {self.popen.pid}) exited: see above")
+        with self.lock:
+            self.idle.append((conn, answer))
         reply: dict[str, Any] = json.loads(line)
         return reply
+
+    def _connect(self) -> tuple[socket.socket, BinaryIO]:
+        conn = socket.create_connection(("127.0.0.1", self.port))
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return conn, conn.makefile("rb")
 
     def enter(self) -> None:
         with self.lock:
@@ -129,6 +147,10 @@ class _Process:
         self.stop()
 
     def stop(self) -> None:
+        with self.lock:
+            idle, self.idle = self.idle, []
+        for conn, _ in idle:
+            conn.close()
         if self.popen.stdin is not None and not self.popen.stdin.closed:
             with contextlib.suppress(BrokenPipeError):  # (it may be gone already)
                 self.popen.stdin.close()  # a spare that never got "go" ends itself
