@@ -4,7 +4,8 @@ export PATH := $(HOME)/.local/bin:$(PATH)
 UV := uv
 PY_SOURCES := shared functions infra tests benchmarks scripts
 
-.PHONY: bootstrap test lint typecheck bench load soak cost dev dev-reset demo tokens package deploy invoke secrets
+.PHONY: bootstrap test lint typecheck bench load soak cost dev dev-reset demo tokens package deploy \
+	invoke secrets function function-remove
 SLS := PATH="$(CURDIR)/.venv/bin:$$PATH" npx --no-install sls
 STAGE ?= dev
 
@@ -43,7 +44,8 @@ soak: bootstrap
 cost: bootstrap
 	$(UV) run python -m benchmarks.cost
 
-## The whole product locally: PostgreSQL, the five functions on http://127.0.0.1:$${PORT:-8000}, webhooks, the queue.
+## The whole product locally: PostgreSQL, every function on http://127.0.0.1:$${PORT:-8000}, webhooks, the queue.
+## Saved code reloads on the next request; a new migration is applied when saved.
 dev: bootstrap
 	$(UV) run python -m infra.dev
 
@@ -60,6 +62,15 @@ demo: bootstrap
 ## (1 hour); FORMAT=json prints them as JSON. Works in any shell: uv need not be on PATH.
 tokens: bootstrap
 	@$(UV) run python scripts/dev_tokens.py $(if $(filter json,$(FORMAT)),,--shell) $(if $(PORT),--port $(PORT))
+
+## A new function in the project's recipe (handler, RPC migration, sample event, tests,
+## serverless.yml entry with its own role): make function NAME=send-invite. See docs/adding-a-function.md.
+function: bootstrap
+	@$(UV) run python scripts/new_function.py add "$(NAME)"
+
+## Takes back exactly what `make function NAME=...` made.
+function-remove: bootstrap
+	@$(UV) run python scripts/new_function.py remove "$(NAME)"
 
 ## Lambda artifacts (.local/build/*.zip) and the CloudFormation template, offline.
 ## Stage params go in PARAMS: make package PARAMS="--param=supabaseUrl=https://<ref>.supabase.co

@@ -9,6 +9,7 @@ from benchmarks import (
     chat_db,
     chat_unread,
     cold_start,
+    dev_reload,
     faults,
     handler_memory,
     hot_rows,
@@ -25,6 +26,7 @@ BENCHMARKS = [
     faults.run,
     hot_rows.run,
     handler_memory.run,
+    dev_reload.run,
 ]
 
 

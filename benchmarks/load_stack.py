@@ -37,7 +37,7 @@ class Usage:
     """CPU seconds and memory of one moment, for differences over a step."""
 
     at: float
-    app_cpu: float  # make dev's process: the functions, the local server, Realtime, SQS
+    app_cpu: float  # make dev's processes: the functions', the local server, Realtime, SQS
     db_cpu: float  # PostgreSQL: the postmaster and every backend, exited ones included
     app_rss_kb: int
     app_threads: int
@@ -99,12 +99,23 @@ def usage(stack: Stack) -> Usage:
             alive += 1
         except OSError:
             continue  # it exited between the listing and the read
+    # make dev runs the functions in child processes (infra/dev/reloader.py):
+    # the current one, a spare, and ones retired since (reaped: in its stat).
+    app_cpu = _cpu(stack.pid, children=True)
+    rss, threads = proc_status(stack.pid, "VmRSS"), proc_status(stack.pid, "Threads")
+    for child in _children(stack.pid):
+        try:
+            app_cpu += _cpu(child)
+            rss += proc_status(child, "VmRSS")
+            threads += proc_status(child, "Threads")
+        except OSError:
+            continue  # it exited between the listing and the read
     return Usage(
         at=time.monotonic(),
-        app_cpu=_cpu(stack.pid),
+        app_cpu=app_cpu,
         db_cpu=db_cpu,
-        app_rss_kb=proc_status(stack.pid, "VmRSS"),
-        app_threads=proc_status(stack.pid, "Threads"),
+        app_rss_kb=rss,
+        app_threads=threads,
         db_private_kb=private,
         db_processes=alive,
     )

@@ -5,6 +5,10 @@ interpreter so cold starts never compile (Lambda's file system is read-only).
 
     make package                  # -> .local/build/<function>.zip, then sls package
     make package DIRECT_DB=1      # + psycopg (runs this script with --with-direct-db)
+    scripts/package_functions.py --function chat-message   # that artifact only
+
+The functions are serverless.yml's (infra/serverless.py): a function added
+there (`make function`) is built like the others.
 
 Each artifact ships only the packages its function imports (on a request,
 an error, or with tracing on; tests/deploy checks it). psycopg is left out
@@ -32,11 +36,11 @@ if __name__ == "__main__" and not __package__:
     # Run as a file, Python puts scripts/ first on the path, not the project.
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from infra.serverless import functions
 from scripts.args import Parser, fail
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / ".local" / "build"
-FUNCTIONS = ["thread_ensure", "chat_message", "token", "bot_trigger", "bot_worker"]
 LIMIT_MB = 20
 # boto3 and the libraries only it needs come with Lambda's Python runtime;
 # shipping them would double the size. (jmespath stays: Powertools imports it.)
@@ -50,11 +54,9 @@ DIRECT_DB = {"psycopg", "psycopg-binary"}
 # needs only the compiled _cffi_backend. The worker serves no HTTP and
 # verifies no token.
 _BUILD_ONLY = {"cffi", "pycparser"}
+# Every other function (an HTTP one, as `make function` makes them) ships
+# everything but _BUILD_ONLY.
 NOT_IMPORTED_BY: dict[str, set[str]] = {
-    "thread_ensure": _BUILD_ONLY,
-    "chat_message": _BUILD_ONLY,
-    "token": _BUILD_ONLY,
-    "bot_trigger": _BUILD_ONLY,
     "bot_worker": _BUILD_ONLY
     | {"_cffi_backend", "cryptography", "fastapi", "starlette", "mangum"}
     | {"annotated_doc", "opentelemetry", "anyio"},  # FastAPI's and Starlette's own
@@ -146,7 +148,7 @@ def write_ca_directory(bundle: Path, target: Path) -> int:
 def stage(name: str, deps: Path) -> Path:
     root = BUILD / name
     shutil.rmtree(root, ignore_errors=True)
-    skip = NOT_IMPORTED_BY.get(name, set())
+    skip = NOT_IMPORTED_BY.get(name, _BUILD_ONLY)
 
     def not_imported(folder: str, entries: list[str]) -> set[str]:
         noise = set(DEPENDENCY_NOISE(folder, entries))
@@ -198,9 +200,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = Parser(prog="package_functions", description=__doc__.split("\n\n")[0])
     parser.add_argument("--with-direct-db", action="store_true",
                         help="ship psycopg, for deployments that set DATABASE_URL")  # fmt: skip
+    parser.add_argument("--function", action="append", default=[], metavar="NAME",
+                        help="build only this function's artifact (repeatable; any name"
+                        " serverless.yml answers to: chatMessage, chat-message)")  # fmt: skip
     args = parser.parse_args(argv)
+    known = functions()
+    chosen = [f for f in known if not args.function or any(f.answers_to(a) for a in args.function)]
+    unknown = [a for a in args.function if not any(f.answers_to(a) for f in known)]
+    if unknown:
+        fail("package_functions", f"serverless.yml has no function {unknown[0]!r}"
+             f" (it has: {', '.join(f.name for f in known)})")  # fmt: skip
     try:
-        return build(args.with_direct_db)
+        return build([f.package for f in chosen], args.with_direct_db)
     except subprocess.CalledProcessError as exc:
         command = " ".join(str(part) for part in exc.cmd)[:120]
         fail("package_functions", f"`{command}` failed (exit {exc.returncode}): see above")
@@ -208,7 +219,8 @@ def main(argv: list[str] | None = None) -> int:
         fail("package_functions", f"{exc.filename} is missing: run `make bootstrap` first")
 
 
-def build(with_direct_db: bool) -> int:
+def build(names: list[str], with_direct_db: bool) -> int:
+    """One artifact per function in `names` (functions/<name>)."""
     BUILD.mkdir(parents=True, exist_ok=True)
     say("locked runtime dependencies for Lambda (Linux x86_64, Python 3.12, manylinux wheels)")
     deps = dependencies(with_direct_db)
@@ -216,7 +228,7 @@ def build(with_direct_db: bool) -> int:
     write_ca_directory(deps / "certifi" / "cacert.pem", BUILD / CA_DIRECTORY)
     interpreter = python312()
     too_big = []
-    for name in FUNCTIONS:
+    for name in names:
         say(f"{name}: staging, compiling bytecode, zipping")
         root = stage(name, deps)
         compiled = compile_bytecode(root, interpreter)

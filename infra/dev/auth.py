@@ -111,9 +111,7 @@ class LocalAuth:
                 elif postgrest.is_rpc_path(self.path):
                     postgrest.answer(self, auth.postgrest)
                 elif self.path.rstrip("/") == sqs.PATH:
-                    from shared import container  # make dev's own queue, whatever it is
-
-                    sqs.answer(self, container.queue)
+                    sqs.answer(self, sqs.dev_queue)
                 elif self.path == "/auth/v1/token?grant_type=refresh_token":
                     self._refresh()
                 else:

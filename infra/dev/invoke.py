@@ -17,18 +17,17 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import jwt
 
 from infra.dev.stack import NoStack, Stack, find, port_from_env
+from infra.serverless import functions
 from scripts.dev_tokens import SECRET
 from shared.session.cookies import decode, encode
 
@@ -39,38 +38,6 @@ HOUR = 3600
 # Credentials for the local queue only: never a real account's (nothing else is called).
 OFFLINE_AWS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
                "AWS_EC2_METADATA_DISABLED": "true"}  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Function:
-    name: str  # as serverless.yml names it: threadEnsure
-    package: str  # functions/<package>: thread_ensure
-
-    @property
-    def event(self) -> str:
-        return f"events/{self.package.replace('_', '-')}.json"
-
-    def answers_to(self, asked: str) -> bool:
-        """threadEnsure, thread-ensure and thread_ensure all name it."""
-        return asked.lower() in {self.name.lower(), self.package, self.package.replace("_", "-")}
-
-
-def functions(template: Path = ROOT / "serverless.yml") -> list[Function]:
-    """The functions serverless.yml defines, in its order."""
-    found, name, inside = [], None, False
-    for line in template.read_text().splitlines():
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        if not line.startswith(" "):
-            inside = line.startswith("functions:")
-            continue
-        if inside and re.fullmatch(r"  [A-Za-z0-9_-]+:\s*", line):
-            name = line.strip().rstrip(":")
-        handler = re.fullmatch(r"\s+handler:\s*functions/(\w+)/handler\.handler\s*", line)
-        if inside and name and handler:
-            found.append(Function(name, handler.group(1)))
-            name = None
-    return found
 
 
 def usage(problem: str) -> str:

@@ -2,17 +2,20 @@
 no AWS account and no internet.
 
 A private PostgreSQL under .local/dev (kept between runs), the schema and a
-demo seed, all five functions served over HTTP through the same Lambda
-entry points, a webhook deliverer in place of pg_net's worker, the webhook
-redelivery on a short schedule, and moto's SQS with Lambda's event source
-mapping played in place of SQS (infra/dev/platform.py). Ctrl-C stops it all.
+demo seed, every function in serverless.yml served over HTTP at its routes
+through the same Lambda entry points, a webhook deliverer in place of
+pg_net's worker, the webhook redelivery on a short schedule, and moto's SQS
+with Lambda's event source mapping played in place of SQS
+(infra/dev/platform.py). The functions run in a child process that is
+replaced when their code changes (infra/dev/reloader.py), and new
+migrations are applied when saved (infra/dev/migrations.py). Ctrl-C stops
+it all.
 """
 
 from __future__ import annotations
 
 import base64
 import fcntl
-import importlib
 import json
 import logging
 import os
@@ -22,14 +25,17 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import psycopg
 
 from infra.dev.auth import LocalAuth
 from infra.dev.bodies import BodyRefused, read_body
+from infra.dev.invoke import OFFLINE_AWS
+from infra.dev.migrations import MigrationWatch
 from infra.dev.platform import (
     EventSourceMapping,
     LocalSqs,
@@ -38,26 +44,22 @@ from infra.dev.platform import (
     WebhookDeliverer,
 )
 from infra.dev.ports import Port, PortProblem, check, parse
+from infra.dev.reloader import FunctionFailed, FunctionHost
+from infra.dev.sqs import PATH as SQS_PATH
+from infra.dev.sqs import QUEUE_PATH
 from infra.dev.stack import Stack
 from infra.dev.web.hook import FrontEnd, allow_page_origin, start_front_end
 from infra.local.cluster import BOOTSTRAP_SUPERUSER, PgCluster
 from infra.local.partitions import maintain_realtime_partitions
 from infra.local.schema import apply_schema, as_role
+from infra.serverless import routes as serverless_routes
+from shared import logs
 
 ROOT = Path(__file__).resolve().parents[2]
 DEV = Path(__file__).resolve().parent
 # Lambda's limit for a synchronous invocation's payload: API Gateway answers
 # 413 past it (each function refuses far smaller bodies itself).
 MAX_REQUEST_BYTES = 6 * 1024 * 1024
-ROUTES = {
-    ("POST", "/webhooks/bot-trigger"): "bot_trigger",
-    ("GET", "/auth/token"): "token",
-    ("OPTIONS", "/auth/token"): "token",
-    ("POST", "/chat/threads/ensure"): "thread_ensure",
-    ("OPTIONS", "/chat/threads/ensure"): "thread_ensure",
-    ("POST", "/chat/messages"): "chat_message",
-    ("OPTIONS", "/chat/messages"): "chat_message",
-}
 
 
 def say(message: str) -> None:
@@ -101,7 +103,39 @@ def api_gateway_event(
     return event
 
 
-def make_handler(handlers: dict[str, Any]) -> type[BaseHTTPRequestHandler]:
+class Functions(Protocol):
+    """What the API server calls: make dev's FunctionHost, or handlers in this process."""
+
+    def routes(self) -> dict[tuple[str, str], str]: ...
+
+    def call(self, function: str, event: dict[str, Any], context: Any) -> Any: ...
+
+    def timed_call(self, function: str, event: dict[str, Any], context: Any) -> tuple[Any, float]:
+        """The result and the seconds the handler itself took."""
+        ...
+
+
+class InProcess:
+    """Lambda handlers called in this process (the tests' API Gateway), at
+    serverless.yml's routes."""
+
+    def __init__(self, handlers: dict[str, Callable[[dict[str, Any], Any], Any]]) -> None:
+        self.handlers = handlers
+        self._routes = {r: f for r, f in serverless_routes().items() if f in handlers}
+
+    def routes(self) -> dict[tuple[str, str], str]:
+        return self._routes
+
+    def call(self, function: str, event: dict[str, Any], context: Any) -> Any:
+        return self.handlers[function](event, context)
+
+    def timed_call(self, function: str, event: dict[str, Any], context: Any) -> tuple[Any, float]:
+        started = time.perf_counter()
+        result = self.call(function, event, context)
+        return result, time.perf_counter() - started
+
+
+def make_handler(functions: Functions) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         # Headers and body leave in two writes: with Nagle on, a keep-alive
@@ -135,21 +169,27 @@ def make_handler(handlers: dict[str, Any]) -> type[BaseHTTPRequestHandler]:
             except BodyRefused as exc:
                 self._json(exc.status, exc.error())
                 return
+            routes = functions.routes()  # serverless.yml's, at the code as saved
             if (self.command, path) == ("GET", "/"):
-                routes = sorted({f"{m} {p}" for m, p in ROUTES})
-                self._json(200, {"status": "ready", "routes": routes})
+                self._json(
+                    200, {"status": "ready", "routes": sorted({f"{m} {p}" for m, p in routes})}
+                )
                 return
-            function = ROUTES.get((self.command, path))
+            function = routes.get((self.command, path))
             if function is None:
                 message = f"no route {self.command} {path}"
                 self._json(404, {"error": {"code": "not_found", "message": message}})
                 return
             event = api_gateway_event(self.command, path, query, dict(self.headers.items()), body)
-            started = time.perf_counter()
-            response = handlers[function](event, None)
-            # What Lambda would bill (the handler's own time), apart from this
-            # server's: `make load` reads it to say where a request's time went.
-            took = f"lambda;dur={(time.perf_counter() - started) * 1000:.2f}"
+            try:
+                response, seconds = functions.timed_call(function, event, None)
+            except FunctionFailed as exc:  # its process went away mid-request
+                self._json(500, {"error": {"code": "function_failed", "message": str(exc)}})
+                return
+            # What Lambda would bill (the handler's own time, measured where it
+            # runs), apart from this server's and the hop to the functions'
+            # process: `make load` reads it to say where a request's time went.
+            took = f"lambda;dur={seconds * 1000:.2f}"
             payload = response.get("body") or ""
             data = (
                 base64.b64decode(payload) if response.get("isBase64Encoded") else payload.encode()
@@ -335,6 +375,7 @@ def ports() -> list[Port]:
 def main() -> int:
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
     load_local_env()
+    logs.configure("make-dev")  # make dev's own lines are JSON, as the functions' are
     # Every port is checked before anything starts (and before the data
     # folder is made), so a clash costs nothing and names the port.
     try:
@@ -363,6 +404,7 @@ def main() -> int:
         return 1
     cluster = PgCluster(data / "pg", pg_port)
     sqs: LocalSqs | None = None
+    functions: FunctionHost | None = None
     stack: Stack | None = None
     front_end: FrontEnd | None = None
     servers: list[ThreadingHTTPServer] = []
@@ -374,19 +416,32 @@ def main() -> int:
         cluster.start()
         applied = apply_schema(cluster.dsn())
         say(f"schema ready ({len(applied)} new migration(s) applied)")
+        migrations = MigrationWatch(cluster.dsn(), data, say)
+        migrations.start(applied)
         database_url = cluster.dsn(user="authenticator")
         os.environ["DATABASE_URL"] = database_url
         seed(cluster, port)
         say("demo seeded: ada, bob, #lounge, @echo")
 
-        # SQS (moto, in this process) before the functions load: they read
-        # BOT_QUEUE_URL at cold start, and send, delay and delete through boto3.
+        # SQS (moto, in this process); the functions, in their own process,
+        # reach it through its SQS API on the auth port (infra/dev/sqs.py),
+        # as `make invoke` does, and send, delay and delete through boto3.
         os.environ.setdefault("AWS_DEFAULT_REGION", "eu-west-1")
         sqs = LocalSqs(queue_settings(), os.environ["AWS_DEFAULT_REGION"]).start()
         os.environ["BOT_QUEUE_URL"] = sqs.url
-        handlers = {name: importlib.import_module(f"functions.{name}.handler").handler
-                    for name in set(ROUTES.values()) | {"bot_worker"}}  # fmt: skip
-        EventSourceMapping(sqs, handlers["bot_worker"], stop).start()
+        queue_api = f"{os.environ['SUPABASE_URL']}{SQS_PATH}"
+        functions = FunctionHost(
+            {**os.environ, **OFFLINE_AWS, "AWS_ENDPOINT_URL_SQS": queue_api,
+             "BOT_QUEUE_URL": f"{queue_api}{QUEUE_PATH}"},
+            say,
+        )  # fmt: skip
+        auth = LocalAuth()
+        servers.append(serve(("127.0.0.1", auth_port), auth.handler(), "auth", "DEV_AUTH_PORT"))
+        functions.start()
+        EventSourceMapping(sqs, functions.handler("bot_worker"), stop).start()
+        threading.Thread(
+            target=functions.watch, args=(stop, migrations.check), name="reload", daemon=True
+        ).start()
         WebhookDeliverer(cluster.dsn(), stop).start()
         Redeliverer(
             cluster.dsn(), stop, float(os.environ.get("DEV_REDELIVERY_SECONDS", "2"))
@@ -396,14 +451,12 @@ def main() -> int:
             daemon=True,
         ).start()  # fmt: skip
 
-        auth = LocalAuth()
         # Realtime is a platform component: it connects as the superuser, as
         # Supabase's own Realtime connects with its admin role.
         front_end = start_front_end(
             as_role(cluster.dsn(), BOOTSTRAP_SUPERUSER), database_url, auth, port
         )
-        servers.append(serve(("127.0.0.1", auth_port), auth.handler(), "auth", "DEV_AUTH_PORT"))
-        servers.append(serve(("127.0.0.1", port), make_handler(handlers), "http", "PORT"))
+        servers.append(serve(("127.0.0.1", port), make_handler(functions), "http", "PORT"))
         stack = Stack(
             pid=os.getpid(), port=port, api_url=f"http://127.0.0.1:{port}",
             supabase_url=os.environ["SUPABASE_URL"], database_url=cluster.dsn(),
@@ -430,6 +483,8 @@ def main() -> int:
         for running in servers:
             running.shutdown()
             running.server_close()
+        if functions is not None:
+            functions.stop()
         cluster.stop()
         if sqs is not None:
             sqs.stop()

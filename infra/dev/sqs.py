@@ -6,8 +6,12 @@ SendMessageBatch to BOT_QUEUE_URL. Pointed here (AWS_ENDPOINT_URL_SQS and
 the queue URL that the stack file implies, see infra/dev/stack.py), those
 jobs land in whatever queue `make dev` feeds its worker from
 (`container.queue()` in that process), so the worker answers as if the
-webhook had come in. SQS's JSON protocol, SendMessage and SendMessageBatch
-only; the signature is not checked (a local queue, like the rest of make dev).
+webhook had come in. make dev's own functions, which run in a process of
+their own (infra/dev/reloader.py), reach the queue the same way, and the
+worker delays a failed job's retry through it (ChangeMessageVisibility).
+SQS's JSON protocol, SendMessage, SendMessageBatch and
+ChangeMessageVisibility only; the signature is not checked (a local queue,
+like the rest of make dev).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Any
 
 from infra.dev.bodies import BodyRefused, read_body
 from shared.errors import ServiceUnavailable
-from shared.queue import JobQueue
+from shared.queue import SqsQueue
 
 PATH = "/local/sqs"
 QUEUE_PATH = "/000000000000/bot-jobs"
@@ -29,7 +33,16 @@ _TARGET = "AmazonSQS."
 MAX_BODY_BYTES = 2 * 1024 * 1024
 
 
-def answer(handler: BaseHTTPRequestHandler, queue: Callable[[], JobQueue]) -> None:
+def dev_queue() -> SqsQueue:
+    """make dev's own queue (moto's, in its process), as bot-trigger's settings name it."""
+    from shared import container
+
+    queue = container.queue()
+    assert isinstance(queue, SqsQueue)
+    return queue
+
+
+def answer(handler: BaseHTTPRequestHandler, queue: Callable[[], SqsQueue]) -> None:
     target = handler.headers.get("X-Amz-Target", "")
     try:
         request = json.loads(read_body(handler, MAX_BODY_BYTES) or b"{}")
@@ -40,15 +53,18 @@ def answer(handler: BaseHTTPRequestHandler, queue: Callable[[], JobQueue]) -> No
         _reply(handler, 400, _error("MalformedInput", "the body is not JSON"))
         return
     action = target.removeprefix(_TARGET) if target.startswith(_TARGET) else ""
+    if not str(request.get("QueueUrl", "")).endswith(QUEUE_PATH):
+        _reply(handler, 400, _error("QueueDoesNotExist", "The specified queue does not exist."))
+        return
+    if action == "ChangeMessageVisibility":
+        _change_visibility(handler, queue, request)
+        return
     if action == "SendMessage":
         entries = [{"Id": "0", "MessageBody": request.get("MessageBody")}]
     elif action == "SendMessageBatch":
         entries = request.get("Entries") if isinstance(request.get("Entries"), list) else []
     else:
         _reply(handler, 400, _error("InvalidAction", f"this local queue does not do {target!r}"))
-        return
-    if not str(request.get("QueueUrl", "")).endswith(QUEUE_PATH):
-        _reply(handler, 400, _error("QueueDoesNotExist", "The specified queue does not exist."))
         return
     bodies = [e.get("MessageBody") if isinstance(e, dict) else None for e in entries]
     sendable = [b for b in bodies if isinstance(b, str) and b]
@@ -65,6 +81,21 @@ def answer(handler: BaseHTTPRequestHandler, queue: Callable[[], JobQueue]) -> No
         _reply(handler, 200, {k: v for k, v in sent[0].items() if k != "Id"})
     else:
         _reply(handler, 200, {"Successful": sent, "Failed": []})
+
+
+def _change_visibility(
+    handler: BaseHTTPRequestHandler, queue: Callable[[], SqsQueue], request: dict[str, Any]
+) -> None:
+    receipt, seconds = request.get("ReceiptHandle"), request.get("VisibilityTimeout")
+    if not isinstance(receipt, str) or not isinstance(seconds, int) or seconds < 0:
+        _reply(handler, 400, _error("MissingParameter", "ReceiptHandle and VisibilityTimeout"))
+        return
+    try:
+        queue().delay(receipt, seconds)
+    except ServiceUnavailable as exc:
+        _reply(handler, 400, _error("ReceiptHandleIsInvalid", exc.message))
+        return
+    _reply(handler, 200, {})
 
 
 def _sent(entry_id: str, body: str) -> dict[str, str]:

@@ -20,7 +20,15 @@ from infra.local.extensions import check_installed
 
 INFRA = Path(__file__).resolve().parent.parent
 STAND_INS = sorted((INFRA / "local").glob("*.sql"))
-MIGRATIONS = sorted((INFRA / "supabase" / "migrations").glob("*.sql"))
+MIGRATIONS_DIR = INFRA / "supabase" / "migrations"
+
+
+def migrations() -> list[Path]:
+    """The migration files as they are now, in the order they apply."""
+    return sorted(MIGRATIONS_DIR.glob("*.sql"))
+
+
+MIGRATIONS = migrations()
 
 _LEDGER = """
 create schema if not exists supabase_migrations;
@@ -34,6 +42,19 @@ create table if not exists supabase_migrations.schema_migrations (
 
 class LegacyClusterError(RuntimeError):
     """The cluster was made before the local platform had hosted's roles."""
+
+
+class MigrationFailed(RuntimeError):
+    """A migration's SQL failed: nothing of it was applied or recorded."""
+
+    def __init__(self, path: Path, error: psycopg.Error) -> None:
+        self.path = path
+        position = error.diag.statement_position
+        text = path.read_text()
+        self.line = text[: int(position)].count("\n") + 1 if position else None
+        where = f"{path.relative_to(INFRA.parent)}" + (f", line {self.line}" if self.line else "")
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        super().__init__(f"{where}: {first}")
 
 
 def as_role(dsn: str, user: str) -> str:
@@ -79,23 +100,39 @@ def apply_schema(dsn: str, before: str | None = None) -> list[str]:
     had it before that migration.
     """
     apply_stand_ins(dsn)
-    applied: list[str] = []
+    return apply_migrations(dsn, before)
+
+
+def applied_versions(dsn: str) -> set[str]:
     with psycopg.connect(as_role(dsn, ADMIN), autocommit=True) as conn:
         conn.execute(_LEDGER.encode())
-        done = {
+        return {
             row[0]
             for row in conn.execute("select version from supabase_migrations.schema_migrations")
         }
-        for path in MIGRATIONS:
+
+
+def apply_migrations(dsn: str, before: str | None = None) -> list[str]:
+    """Applies, in order, each migration file whose version is not in the
+    ledger (and, with `before`, is older than it), each in its own
+    transaction; returns their names. A failing one raises MigrationFailed
+    (it and those after it are left unapplied)."""
+    applied: list[str] = []
+    done = applied_versions(dsn)
+    with psycopg.connect(as_role(dsn, ADMIN), autocommit=True) as conn:
+        for path in migrations():
             version, _, name = path.stem.partition("_")
             if version in done or (before is not None and version >= before):
                 continue
-            with conn.transaction():
-                conn.execute(path.read_text().encode())
-                conn.execute(
-                    "insert into supabase_migrations.schema_migrations (version, name)"
-                    " values (%s, %s)",
-                    (version, name),
-                )
+            try:
+                with conn.transaction():
+                    conn.execute(path.read_text().encode())
+                    conn.execute(
+                        "insert into supabase_migrations.schema_migrations (version, name)"
+                        " values (%s, %s)",
+                        (version, name),
+                    )
+            except psycopg.Error as exc:
+                raise MigrationFailed(path, exc) from exc
             applied.append(path.name)
     return applied

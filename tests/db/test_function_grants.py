@@ -77,6 +77,7 @@ EXPECTED: dict[str, frozenset[str]] = {
     "private.is_valid_mongo_id(text)": SERVICE,
     # space_intentions_before runs as the caller (under RLS) and checks its limit
     "private.page_limit(integer)": AUTHENTICATED,
+    # Added by `make function` (and removed by `make function-remove`):
 }
 
 

@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from infra.local.cluster import BOOTSTRAP_SUPERUSER, PgCluster
-from infra.local.schema import apply_schema
+from infra.local.schema import MigrationFailed, apply_schema
 
 pytestmark = pytest.mark.db
 
@@ -90,17 +90,22 @@ def test_an_invalid_or_different_index_under_the_name_is_refused(
         )
 
     # Then the migration refuses to run without a usable index, saying what to do
-    with pytest.raises(psycopg.errors.RaiseException) as refused:
+    # (the schema builder names the file; the database's refusal is the cause)
+    with pytest.raises(MigrationFailed) as failed:
         apply_schema(before_the_indexes)
-    assert "chat_messages_unread_idx is INVALID" in str(refused.value)
-    assert "drop index concurrently" in (refused.value.diag.message_hint or "")
+    assert f"{MIGRATION}_typing_receipts_paging.sql" in str(failed.value)
+    refused = failed.value.__cause__
+    assert isinstance(refused, psycopg.errors.RaiseException)
+    assert "chat_messages_unread_idx is INVALID" in str(refused)
+    assert "drop index concurrently" in (refused.diag.message_hint or "")
 
     # And another index under the name is refused too
     with psycopg.connect(before_the_indexes, autocommit=True) as conn:
         conn.execute("drop index public.chat_messages_unread_idx")
         conn.execute("create index chat_messages_unread_idx on public.chat_messages (thread_id)")
-    with pytest.raises(psycopg.errors.RaiseException) as other:
+    with pytest.raises(MigrationFailed) as other:
         apply_schema(before_the_indexes)
+    assert isinstance(other.value.__cause__, psycopg.errors.RaiseException)
     assert "is not the one this migration builds" in str(other.value)
 
     # Once it is dropped the migration builds its own

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from infra.serverless import functions
+
 pytestmark = pytest.mark.deploy
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -82,7 +84,7 @@ def service(tmp_path: Path) -> Path:
     shutil.copytree(ROOT / "infra" / "aws", root / "infra" / "aws")
     build = root / ".local" / "build"
     build.mkdir(parents=True)
-    for name in ("bot_trigger", "bot_worker", "token", "thread_ensure", "chat_message"):
+    for name in (f.package for f in functions()):
         with zipfile.ZipFile(build / f"{name}.zip", "w") as artifact:
             artifact.writestr(f"functions/{name}/handler.py", "handler = None\n")
     return root

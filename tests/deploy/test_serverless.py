@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import psycopg
 import pytest
 
+from infra.serverless import functions as serverless_functions
 from shared.bots.settings import SPARE_RECEIVES
 from shared.session.cookies import encode
 from tests.support.events import http_event
@@ -26,13 +27,8 @@ from tests.support.tokens import SigningKeys
 pytestmark = pytest.mark.deploy
 
 ROOT = Path(__file__).resolve().parents[2]
-FUNCTIONS = {
-    "botTrigger": "bot_trigger",
-    "botWorker": "bot_worker",
-    "token": "token",
-    "threadEnsure": "thread_ensure",
-    "chatMessage": "chat_message",
-}
+# serverless.yml's functions, a scaffolded one (`make function`) included.
+FUNCTIONS = {f.name: f.package for f in serverless_functions()}
 DUMMY_AWS = {
     "AWS_ACCESS_KEY_ID": "dummy",
     "AWS_SECRET_ACCESS_KEY": "dummy",
@@ -323,14 +319,15 @@ def _probe_events(name: str, keys: SigningKeys) -> list[dict[str, Any]]:
             http_event("GET", "/auth/token"),
             http_event("GET", "/auth/token", headers={"cookie": "sb-127-auth-token=garbage"}),
         ]
-    route, body = {
+    examples = {
         "thread_ensure": ("/chat/threads/ensure", {"other_mongo_id": "bob"}),
         "chat_message": ("/chat/messages", {"thread_id": "amy__bob", "body": "hi"}),
-        "bot_trigger": (
-            "/webhooks/bot-trigger",
-            json.loads(json.loads((ROOT / "events" / "bot-trigger.json").read_text())["body"]),
-        ),
-    }[name]
+    }
+    if name in examples:
+        route, body = examples[name]
+    else:  # bot-trigger, and any function `make function` added: its sample event
+        sample = json.loads((ROOT / "events" / f"{name.replace('_', '-')}.json").read_text())
+        route, body = sample["rawPath"], json.loads(sample["body"])
     secret = {"x-webhook-secret": "a-long-enough-webhook-secret"}
     headers = secret if name == "bot_trigger" else bearer
     return [
@@ -460,7 +457,7 @@ def test_snapstart_opt_in_publishes_versions_and_events_call_the_alias(
         for v in resources.values()
         if v["Type"] == "AWS::Lambda::EventSourceMapping"
     ]
-    assert len(targets) == 5
+    assert len(targets) == len(FUNCTIONS)
     for target in targets:
         assert target["Fn::Join"][1][1] == "snapstart", target
 

@@ -23,7 +23,7 @@ from typing import Any
 import psycopg
 
 from infra.dev.platform import EventSourceMapping, LocalSqs, QueueSettings, Redeliverer
-from infra.dev.server import make_handler
+from infra.dev.server import InProcess, make_handler
 from infra.local import pg_net
 from infra.local.cluster import free_port
 from shared import container
@@ -66,7 +66,7 @@ class Gateway:
 
     def _open(self) -> None:
         gateway = self
-        base = make_handler({"bot_trigger": self.handler})
+        base = make_handler(InProcess({"bot_trigger": self.handler}))
 
         class Handler(base):  # type: ignore[valid-type,misc]
             rfile: Any

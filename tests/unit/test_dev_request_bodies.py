@@ -21,7 +21,7 @@ from infra.dev.auth import LocalAuth
 from infra.dev.postgrest import RpcEndpoint
 from infra.dev.realtime import rest
 from infra.dev.realtime.server import ApiKeys, RealtimeServer
-from infra.dev.server import MAX_REQUEST_BYTES, make_handler
+from infra.dev.server import MAX_REQUEST_BYTES, InProcess, make_handler
 from infra.dev.web import server as page
 from shared.auth.verifier import TokenVerifier
 
@@ -56,7 +56,12 @@ def _auth_with_endpoints() -> type[BaseHTTPRequestHandler]:
 
 ENDPOINTS = {
     "functions' API": Endpoint(
-        lambda: make_handler({}), "GET / HTTP/1.1", {}, b'{"x": 1}', 200, MAX_REQUEST_BYTES
+        lambda: make_handler(InProcess({})),
+        "GET / HTTP/1.1",
+        {},
+        b'{"x": 1}',
+        200,
+        MAX_REQUEST_BYTES,
     ),
     "auth refresh": Endpoint(
         _auth_with_endpoints,
