@@ -1,6 +1,8 @@
 """bot-trigger: POST /webhooks/bot-trigger, the database webhook for new
 utterances. Validates and enqueues one job per bot; the slow part is the
-worker's (a webhook waits a second or two and pg_net never retries)."""
+worker's (a webhook waits a second or two and pg_net never retries).
+On its EventBridge schedule (every minute) it reports the backlog of
+utterances it has not acknowledged (shared/bots/backlog.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from shared import container
+from shared.bots.backlog import report_backlog
 from shared.bots.models import WebhookPayload
 from shared.bots.trigger import trigger
 from shared.errors import BadRequest, Unauthorized
@@ -57,4 +60,8 @@ async def bot_trigger(request: Request, _: Annotated[None, Depends(webhook_secre
     return {"queued": result.queued}
 
 
-handler = lambda_handler(app, prime_also=[container.queue])
+handler = lambda_handler(
+    app,
+    prime_also=[container.queue],
+    scheduled=lambda: report_backlog(container.database()),
+)

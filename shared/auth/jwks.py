@@ -9,7 +9,9 @@ wait for another timed-out fetch.
 The keys are public, so a SnapStart snapshot may keep them (`prefetch` at
 init); a restored container's monotonic clock can be behind the one that
 fetched them, and a clock gone backwards allows a refetch rather than
-blocking it until the old clock's time comes round again."""
+blocking it until the old clock's time comes round again.
+
+Counted (shared.metrics): JwksFetches and JwksFetchFailures."""
 
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from typing import Any
 
 import httpx
 
+from shared import metrics
 from shared.auth.jws import VerifyingKey, key_from_jwk
 from shared.errors import ServiceUnavailable
 
@@ -93,12 +96,14 @@ class JwksCache:
             response.raise_for_status()
             document = response.json()
         except (httpx.HTTPError, ValueError) as exc:
+            metrics.count("JwksFetchFailures")
             # Keep what we had: a known key still verifies while auth is down.
             self._failed_at = started
             if self._keys:
                 return self._keys
             raise self._unavailable() from exc
         self._fetched_at, self._failed_at = started, None
+        metrics.count("JwksFetches")
         keys: dict[tuple[str, str], tuple[VerifyingKey, ...]] = {}
         for jwk in document.get("keys", []) if isinstance(document, dict) else []:
             if not isinstance(jwk, dict) or not isinstance(jwk.get("kid"), str) or not jwk["kid"]:
