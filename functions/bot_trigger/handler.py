@@ -7,6 +7,7 @@ utterances it has not acknowledged (shared/bots/backlog.py)."""
 from __future__ import annotations
 
 import hmac
+import logging
 from collections.abc import Sequence
 from typing import Annotated, Any
 
@@ -25,15 +26,22 @@ from shared.http.app import create_app, lambda_handler
 container.configured(container.bot_trigger_settings, container.database)
 
 app = create_app("bot-trigger", methods="POST")
+logger = logging.getLogger(__name__)
 
 
 async def webhook_secret(request: Request) -> None:
-    """The shared secret, compared in constant time."""
+    """The shared secret, compared in constant time with each accepted one
+    (during a rotation, the new and the old: README, docs/runbook.md)."""
     config = container.bot_trigger_settings()
-    sent = request.headers.get(config.webhook_secret_header, "")
-    expected = config.webhook_secret.get_secret_value()
-    if not hmac.compare_digest(sent.encode(), expected.encode()):
+    sent = request.headers.get(config.webhook_secret_header, "").encode()
+    matches = [hmac.compare_digest(sent, secret.encode()) for secret in config.webhook_secrets]
+    if not any(matches):
         raise Unauthorized("wrong or missing webhook secret", code="invalid_webhook_secret")
+    if not matches[0]:
+        logger.info(
+            "webhook sent with an older accepted secret: the database still has it",
+            extra={"event": "webhook_older_secret"},
+        )
 
 
 class _Queue:
