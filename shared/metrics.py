@@ -72,7 +72,8 @@ _logger.setLevel(logging.INFO)
 
 
 class MetricSet:
-    """What one invocation measured: name -> (unit, values)."""
+    """What one invocation measured: name -> (unit, values); a count is
+    summed into one value, anything else keeps each value."""
 
     __slots__ = ("_lock", "_metrics")
 
@@ -80,12 +81,12 @@ class MetricSet:
         self._metrics: dict[str, tuple[Unit, list[float]]] = {}
         self._lock = threading.Lock()  # the worker's model reader is another thread
 
-    def add(self, name: str, value: float, unit: Unit, *, summed: bool) -> None:
+    def add(self, name: str, value: float, unit: Unit) -> None:
         with self._lock:
             known = self._metrics.get(name)
             if known is None:
                 self._metrics[name] = (unit, [value])
-            elif summed:
+            elif unit == "Count":
                 known[1][0] += value
             else:
                 known[1].append(value)
@@ -96,7 +97,7 @@ class MetricSet:
             taken, other._metrics = other._metrics, {}
         for name, (unit, values) in taken.items():
             for value in values:
-                self.add(name, value, unit, summed=unit == "Count")
+                self.add(name, value, unit)
 
     def documents(self, timestamp_ms: int) -> list[dict[str, object]]:
         """The EMF members of each line: the `_aws` metadata and the values
@@ -152,24 +153,24 @@ _outside = MetricSet()
 _first_invocation = True
 
 
-def _add(name: str, value: float, unit: Unit, *, summed: bool) -> None:
+def _add(name: str, value: float, unit: Unit) -> None:
     target = _current.get()
-    (_outside if target is None else target).add(name, value, unit, summed=summed)
+    (_outside if target is None else target).add(name, value, unit)
 
 
 def count(name: str, value: int = 1) -> None:
     """Adds `value` to the invocation's count `name`."""
-    _add(name, value, "Count", summed=True)
+    _add(name, value, "Count")
 
 
 def milliseconds(name: str, value: float) -> None:
     """One duration, in milliseconds."""
-    _add(name, round(value, 3), "Milliseconds", summed=False)
+    _add(name, round(value, 3), "Milliseconds")
 
 
 def seconds(name: str, value: float) -> None:
     """One measurement in seconds (an age)."""
-    _add(name, round(value, 3), "Seconds", summed=False)
+    _add(name, round(value, 3), "Seconds")
 
 
 def dependency_failed(code: str) -> None:
@@ -194,7 +195,7 @@ def collecting(function: str) -> Iterator[MetricSet]:
         if not _suppressed.get():
             if _first_invocation:
                 _first_invocation = False
-                measured.add("ColdStart", 1, "Count", summed=True)
+                measured.add("ColdStart", 1, "Count")
             write(measured, function)
 
 

@@ -28,6 +28,7 @@ from tests.support.events import LambdaContext, parse
 from tests.support.fake_llm import FakeLlm, Step
 from tests.support.fake_supabase import FakeSupabase
 from tests.support.gotrue import RefreshGrant
+from tests.support.limits import set_bot_budget
 from tests.support.pipeline import deliver_webhooks, discard_webhooks, drain, webhook_event
 from tests.support.spaces import bot_reply_id, make_world, say, squat
 from tests.support.tokens import SigningKeys
@@ -279,6 +280,21 @@ def test_a_taken_reply_id_is_counted_as_a_conflict(
     drain(queues[0], queues[1], pipeline[1])
     # Then its job failed, counted as a reply-id conflict
     assert _counted(_worker_lines(_metrics(capsys))) == {"JobsFailed": 1, "ReplyIdConflicts": 1}
+
+
+def test_a_bot_over_its_budget_is_counted_as_a_refusal(
+    pipeline: tuple[Handler, Handler],
+    queues: Queues,
+    admin: psycopg.Connection[Any],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given @echo, alone in the space, may spend nothing today
+    set_bot_budget(admin, "@echo", 0)
+    _one_bot_asked(admin, pipeline[0], "@echo")
+    _metrics(capsys)
+    # When its job runs, it answers with a notice, counted as a budget refusal
+    drain(queues[0], queues[1], pipeline[1])
+    assert _counted(_worker_lines(_metrics(capsys))) == {"BudgetRefusals": 1}
 
 
 def test_the_schedule_reports_the_backlog_of_undelivered_utterances(

@@ -210,7 +210,7 @@ def test_a_malformed_namespace_or_stage_stops_the_cold_start_naming_it(name: str
 )
 def test_the_format_check_refuses_what_cloudwatch_would(breakage: object, expected: str) -> None:
     document = metrics.MetricSet()
-    document.add("Requests", 1, "Count", summed=True)
+    document.add("Requests", 1, "Count")
     (line,) = document.documents(int(time.time() * 1000))
     line["function"] = "token"
     assert problems(line) == []
