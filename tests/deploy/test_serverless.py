@@ -537,18 +537,41 @@ def _single_metric(alarm: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
     return alarm["Namespace"], alarm["MetricName"], dimensions
 
 
+def test_the_runbook_names_the_stacks_outputs_and_functions(packaged: dict[str, Any]) -> None:
+    runbook = (ROOT / "docs" / "runbook.md").read_text()
+    # Each stack output its commands read (`out <Name>`) is one the stack has
+    read = set(re.findall(r"\$\(out (\w+)\)", runbook)) | {"OperationsDashboardUrl"}
+    assert {"BotDeadLetterQueueArn", "BotQueueArn"} <= read
+    assert read <= set(packaged["Outputs"]), read - set(packaged["Outputs"])
+    # The functions its log groups and commands name ($STACK-<name>) are the
+    # stack's, every one of them in the Logs Insights command
+    deployed = {
+        resource["Properties"]["FunctionName"].removeprefix("chat-functions-ci-")
+        for resource in packaged["Resources"].values()
+        if resource["Type"] == "AWS::Lambda::Function"
+    }
+    assert deployed == set(FUNCTIONS)
+    (insights,) = re.findall(r"/aws/lambda/\$STACK-\{([\w,]+)\}", runbook)
+    assert set(insights.split(",")) == deployed
+    named = set(re.findall(r"\$STACK-([a-zA-Z]+)\b", runbook))
+    assert named <= deployed, named - deployed
+
+
 def test_alarms_watch_the_pipeline_the_api_and_every_function_and_notify_the_topic(
     packaged: dict[str, Any],
 ) -> None:
     resources = packaged["Resources"]
     alarms = _alarms(packaged)
+    runbook = (ROOT / "docs" / "runbook.md").read_text()
     # Every alarm notifies the one topic, in ALARM and back to OK
     assert resources["AlarmTopic"]["Type"] == "AWS::SNS::Topic"
     for name, alarm in alarms.items():
         assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}], name
         assert alarm["OKActions"] == [{"Ref": "AlarmTopic"}], name
         assert alarm["AlarmName"].startswith("chat-functions-ci-"), name  # per stage
-        assert "docs/runbook.md#" in alarm["AlarmDescription"], name
+        # and names its entry in the runbook
+        (anchor,) = re.findall(r"docs/runbook\.md#([a-z0-9-]+)", alarm["AlarmDescription"])
+        assert f"\n### {anchor}\n" in runbook, (name, anchor)
 
     # The dead-letter queue not empty; the job queue's oldest job; the backlog
     assert _single_metric(alarms["DeadLettersAlarm"]) == (
