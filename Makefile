@@ -4,7 +4,7 @@ export PATH := $(HOME)/.local/bin:$(PATH)
 UV := uv
 PY_SOURCES := shared functions infra tests benchmarks scripts
 
-.PHONY: bootstrap test lint typecheck bench dev dev-reset demo tokens package deploy invoke secrets
+.PHONY: bootstrap test lint typecheck bench load soak cost dev dev-reset demo tokens package deploy invoke secrets
 SLS := PATH="$(CURDIR)/.venv/bin:$$PATH" npx --no-install sls
 STAGE ?= dev
 
@@ -27,6 +27,21 @@ typecheck: bootstrap
 ## Every benchmark, one table at the end (see benchmarks/README.md).
 bench: bootstrap
 	$(UV) run python -m benchmarks
+
+## Load against make dev (benchmarks/README.md, "Load"): stepped rates to saturation, one member
+## flooding, a burst of 1,000 utterances to a bot. Starts its own make dev on free ports, or
+## PORT=<a running make dev's>. Report in .local/bench/load.json (ARGS= e.g. --rates 50,100).
+load: bootstrap
+	$(UV) run python -m benchmarks.load $(if $(PORT),--port $(PORT)) $(ARGS)
+
+## 10 minutes at a steady rate: memory, latency, nothing lost (benchmarks/README.md, "Soak").
+## MINUTES=, RATE= (chat requests a second), PORT= as for load.
+soak: bootstrap
+	$(UV) run python -m benchmarks.soak $(if $(PORT),--port $(PORT)) $(if $(MINUTES),--minutes $(MINUTES)) $(if $(RATE),--rate $(RATE))
+
+## Cost per million chat messages and bot replies from the last `make load` (docs/capacity.md).
+cost: bootstrap
+	$(UV) run python -m benchmarks.cost
 
 ## The whole product locally: PostgreSQL, the five functions on http://127.0.0.1:$${PORT:-8000}, webhooks, the queue.
 dev: bootstrap

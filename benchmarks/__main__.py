@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import bot_pipeline, chat_db, chat_unread, cold_start, faults, warm_overhead
+from benchmarks import (
+    bot_pipeline,
+    chat_db,
+    chat_unread,
+    cold_start,
+    faults,
+    handler_memory,
+    hot_rows,
+    warm_overhead,
+)
 from benchmarks.report import Row, print_table
 
 BENCHMARKS = [
@@ -14,6 +23,8 @@ BENCHMARKS = [
     warm_overhead.run,
     bot_pipeline.run,
     faults.run,
+    hot_rows.run,
+    handler_memory.run,
 ]
 
 

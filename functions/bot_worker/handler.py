@@ -97,6 +97,7 @@ def record_handler(record: SQSRecord, lambda_context: Any = None) -> str:
             container.database(),
             model_for,
             history=config.bot_history,
+            prompt_bytes=config.bot_prompt_max_bytes,
             interval=config.stream_write_interval_seconds,
             final_attempt=receives >= config.bot_max_receives,
             deadline=deadline_for(lambda_context),

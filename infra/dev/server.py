@@ -100,6 +100,9 @@ def api_gateway_event(
 def make_handler(handlers: dict[str, Any]) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body leave in two writes: with Nagle on, a keep-alive
+        # client's next response waited for its delayed ACK (40 ms under load).
+        disable_nagle_algorithm = True
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: ARG002
             # DEBUG: each function writes its own access line (shared.logs)
@@ -137,13 +140,17 @@ def make_handler(handlers: dict[str, Any]) -> type[BaseHTTPRequestHandler]:
                 )
                 return
             event = api_gateway_event(self.command, path, query, dict(self.headers.items()), body)
+            started = time.perf_counter()
             response = handlers[function](event, None)
+            # What Lambda would bill (the handler's own time), apart from this
+            # server's: `make load` reads it to say where a request's time went.
+            took = f"lambda;dur={(time.perf_counter() - started) * 1000:.2f}"
             payload = response.get("body") or ""
             data = (
                 base64.b64decode(payload) if response.get("isBase64Encoded") else payload.encode()
             )
-            self._send(response["statusCode"], response.get("headers") or {},
-                       list(response.get("cookies") or []), data)  # fmt: skip
+            headers = {**(response.get("headers") or {}), "Server-Timing": took}
+            self._send(response["statusCode"], headers, list(response.get("cookies") or []), data)
 
         do_GET = do_POST = do_OPTIONS = do_PUT = do_DELETE = _serve
 
@@ -288,11 +295,17 @@ def lock_data_dir(data: Path, port: int) -> IO[str]:
     return lock
 
 
+class LocalServer(ThreadingHTTPServer):
+    # socketserver's default backlog is 5: a browser's or a load run's burst
+    # of new connections had its SYNs dropped and retried after 1, 3, 7 s.
+    request_queue_size = 1024
+
+
 def serve(
     address: tuple[str, int], handler: type[BaseHTTPRequestHandler], what: str, variable: str
 ) -> ThreadingHTTPServer:
     try:
-        server = ThreadingHTTPServer(address, handler)
+        server = LocalServer(address, handler)
     except OSError as exc:
         raise RuntimeError(
             f"cannot serve {what} on {address[0]}:{address[1]} ({exc.strerror}): another program"

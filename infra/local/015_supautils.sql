@@ -65,7 +65,8 @@ declare
 begin
   -- The platform creating a privileged extension as the superuser
   -- (016_privileged_extensions.sql): its policies are the platform's own.
-  if current_setting('platform_local.creating_extension', true) = 'on' then
+  -- Asked of 016's own record, which no session can write.
+  if platform_local.creating_extension() then
     return;
   end if;
   if pg_catalog.pg_has_role(who, (select c.relowner from pg_catalog.pg_class c where c.oid = target), 'USAGE')
@@ -90,7 +91,7 @@ declare
 begin
   perform platform_local.give_back_policy_owners();
   if (select r.rolsuper from pg_catalog.pg_roles r where r.rolname = who)
-     or current_setting('platform_local.creating_extension', true) = 'on' then
+     or platform_local.creating_extension() then
     return;
   end if;
   for owner_role in

@@ -12,8 +12,40 @@
 -- installed. Hence the one difference from hosted: the command must say
 -- `if not exists` (the migrations do). pg_cron's own rule still holds: it is
 -- created only in the database named by cron.database_name.
+--
+-- Which extension the command names is read from its text: at
+-- ddl_command_start PostgreSQL hands an event trigger no parse tree. The
+-- match decides only which listed extension to create first, and hosted
+-- lets postgres create any of them, so a false match costs nothing a
+-- project could not do itself.
 create schema if not exists platform_local;
 revoke all on schema platform_local from public;
+
+-- The transactions in which this stand-in is creating a privileged
+-- extension as the superuser: the policies its install script makes are
+-- the platform's own (015_supautils.sql lets them through). Only the
+-- SECURITY DEFINER trigger below writes here (the schema is closed to every
+-- other role), and its row lives and dies with that transaction, so no
+-- session can claim to be the platform (a custom setting could be set by
+-- anyone).
+create table if not exists platform_local.creating_extensions (
+  backend_pid int not null,
+  transaction_id xid8 not null,
+  primary key (backend_pid, transaction_id)
+);
+revoke all on platform_local.creating_extensions from public;
+
+create or replace function platform_local.creating_extension() returns boolean
+language sql volatile security definer
+set search_path = ''
+as $$
+  select exists (
+    select 1 from platform_local.creating_extensions c
+    where c.backend_pid = pg_catalog.pg_backend_pid()
+      and c.transaction_id = pg_catalog.pg_current_xact_id()
+  )
+$$;
+revoke all on function platform_local.creating_extension() from public;
 
 create table if not exists platform_local.privileged_extensions (
   name text primary key,
@@ -47,7 +79,7 @@ declare
   who name := coalesce(nullif(current_setting('role'), 'none'), session_user)::name;
   ext record;
 begin
-  if current_setting('platform_local.creating_extension', true) = 'on'
+  if platform_local.creating_extension()
      or (select r.rolsuper from pg_catalog.pg_roles r where r.rolname = who) then
     return;
   end if;
@@ -58,10 +90,13 @@ begin
       and pg_catalog.current_query() ~* (
         'create\s+extension\s+(if\s+not\s+exists\s+)?"?' || p.name || '"?(\s|;|$)')
   loop
-    perform pg_catalog.set_config('platform_local.creating_extension', 'on', true);
+    insert into platform_local.creating_extensions (backend_pid, transaction_id)
+    values (pg_catalog.pg_backend_pid(), pg_catalog.pg_current_xact_id());
     execute format('create extension %I %s', ext.name, ext.create_options);
     execute ext.after_create;
-    perform pg_catalog.set_config('platform_local.creating_extension', 'off', true);
+    delete from platform_local.creating_extensions c
+    where c.backend_pid = pg_catalog.pg_backend_pid()
+      and c.transaction_id = pg_catalog.pg_current_xact_id();
   end loop;
 end;
 $$;

@@ -71,10 +71,12 @@ def apply_stand_ins(dsn: str) -> None:
                 conn.execute(path.read_text().encode())
 
 
-def apply_schema(dsn: str) -> list[str]:
+def apply_schema(dsn: str, before: str | None = None) -> list[str]:
     """Applies what is missing; returns the names of the migrations it applied.
 
-    `dsn` names the database; the user in it does not matter.
+    `dsn` names the database; the user in it does not matter. With `before`
+    (a version), only the migrations older than it: a database as a project
+    had it before that migration.
     """
     apply_stand_ins(dsn)
     applied: list[str] = []
@@ -86,7 +88,7 @@ def apply_schema(dsn: str) -> list[str]:
         }
         for path in MIGRATIONS:
             version, _, name = path.stem.partition("_")
-            if version in done:
+            if version in done or (before is not None and version >= before):
                 continue
             with conn.transaction():
                 conn.execute(path.read_text().encode())

@@ -48,7 +48,8 @@ def prompt_tokens(messages: Sequence[ChatMessage]) -> int:
 
 
 class OverBudget(Exception):
-    """The bot (scope "bot") or its space ("space") has spent its tokens for today."""
+    """The bot (scope "bot"), the member who asked (their share of the bot:
+    "member") or the space ("space") has spent its tokens for today."""
 
     def __init__(self, scope: str, resets_at: str) -> None:
         super().__init__(f"the {scope}'s daily token budget is spent")
@@ -57,12 +58,15 @@ class OverBudget(Exception):
 
     def notice(self, bot_name: str) -> str:
         """What the bot says instead of answering."""
-        whose = "its daily budget" if self.scope == "bot" else "this space's daily budget"
+        whose, whom = {
+            "bot": ("its daily budget", ""),
+            "member": ("your share of its daily budget", " you"),
+        }.get(self.scope, ("this space's daily budget", ""))
         try:
             when = f"at {datetime.fromisoformat(self.resets_at):%H:%M} UTC"
         except ValueError:
             when = "tomorrow"
-        return f"{bot_name} has used up {whose} of model tokens and will answer again {when}."
+        return f"{bot_name} has used up {whose} of model tokens and will answer{whom} again {when}."
 
 
 class MeteredModel:
@@ -115,6 +119,7 @@ class MeteredModel:
                 "space_id": self._job.space_id,
                 "trigger_id": self._job.trigger_id,
                 "scope": scope,
+                "member": hold.get("member"),
                 "budget": hold.get("budget"),
                 "spent": hold.get("spent"),
                 "held": hold.get("held"),

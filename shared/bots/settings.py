@@ -7,6 +7,9 @@ from pydantic import Field, SecretStr, field_validator
 from shared.settings import EnvSettings
 
 OPENROUTER = "https://openrouter.ai/api/v1"
+# BOT_PROMPT_MAX_BYTES's default: ten chat lines of a usual size fit many
+# times over; a few 16 KiB ones do not (shared/bots/worker.py, conversation).
+PROMPT_MAX_BYTES = 24 * 1024
 
 
 class BotTriggerSettings(EnvSettings):
@@ -53,6 +56,11 @@ class BotWorkerSettings(EnvSettings):
     # The queue jobs come from (unset: the URL is made from the records' queue ARN).
     bot_queue_url: str | None = Field(default=None, validation_alias="BOT_QUEUE_URL")
     bot_history: int = Field(default=10, ge=1, le=50, validation_alias="BOT_HISTORY")
+    # What those lines may weigh in the prompt (UTF-8 bytes, the bot's own
+    # prompt included): the newest that fit are kept (shared/bots/worker.py).
+    bot_prompt_max_bytes: int = Field(
+        default=PROMPT_MAX_BYTES, ge=1024, le=256 * 1024, validation_alias="BOT_PROMPT_MAX_BYTES"
+    )
     stream_write_interval_seconds: float = Field(
         default=0.25, ge=0, validation_alias="BOT_STREAM_WRITE_INTERVAL"
     )

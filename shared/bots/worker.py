@@ -28,6 +28,7 @@ from shared import metrics
 from shared.auth.principal import SERVICE
 from shared.bots import budget
 from shared.bots.models import BotJob
+from shared.bots.settings import PROMPT_MAX_BYTES
 from shared.db.port import Database
 from shared.errors import Conflict, NotFound, ServiceUnavailable
 from shared.llm.client import ChatMessage, ChatModel, LlmError, LlmTimeout
@@ -93,19 +94,34 @@ def provider_error_metric(error: LlmError) -> str:
     return "ProviderStreamErrors"  # unreachable, cut short, too large
 
 
-def conversation(context: dict[str, Any]) -> list[ChatMessage]:
+def _size(message: ChatMessage) -> int:
+    return len(message.content.encode("utf-8", "surrogatepass"))
+
+
+def conversation(context: dict[str, Any], max_bytes: int = PROMPT_MAX_BYTES) -> list[ChatMessage]:
     """The prompt as `system`, the bot's own lines as `assistant`, everyone
-    else's as `user` prefixed with the speaker's name."""
-    messages: list[ChatMessage] = []
+    else's as `user` prefixed with the speaker's name; at most `max_bytes`
+    of text (UTF-8) in all: the newest lines that fit, the oldest dropped
+    first. The bot's prompt and the line being answered (the newest) are
+    always kept, whatever their size. bot_context hands up to BOT_HISTORY
+    lines of up to 16 KiB each, and every byte is paid for on every answer
+    (and held against the budget first)."""
     prompt = context["bot"].get("prompt")
-    if prompt:
-        messages.append(ChatMessage("system", str(prompt)))
-    for line in context["messages"]:
-        if line["is_self"]:
-            messages.append(ChatMessage("assistant", str(line["text"])))
-        else:
-            messages.append(ChatMessage("user", f"{line['speaker_name']}: {line['text']}"))
-    return messages
+    system = [ChatMessage("system", str(prompt))] if prompt else []
+    lines = [
+        ChatMessage("assistant", str(line["text"]))
+        if line["is_self"]
+        else ChatMessage("user", f"{line['speaker_name']}: {line['text']}")
+        for line in context["messages"]
+    ]
+    room = max_bytes - sum(_size(m) for m in system)
+    kept: list[ChatMessage] = []
+    for message in reversed(lines):
+        if kept and _size(message) > room:
+            break  # no older line either: the conversation keeps no gaps
+        kept.append(message)
+        room -= _size(message)
+    return system + kept[::-1]
 
 
 class ReplyWriter:
@@ -191,10 +207,12 @@ def answer(
     interval: float,
     final_attempt: bool,
     deadline: float,
+    prompt_bytes: int = PROMPT_MAX_BYTES,
 ) -> Outcome:
     """Answers the job; the model's reply must be complete by `deadline`
-    (time.monotonic()). Raises RetryLater or ServiceUnavailable for the
-    queue to retry it (on the final attempt, to dead-letter it)."""
+    (time.monotonic()); its prompt weighs `prompt_bytes` at most
+    (`conversation`). Raises RetryLater or ServiceUnavailable for the queue
+    to retry it (on the final attempt, to dead-letter it)."""
     try:
         context = db.call(
             "bot_context",
@@ -222,6 +240,7 @@ def answer(
                 budget.metered(model_for, db, job),
                 final_attempt=final_attempt,
                 deadline=deadline,
+                prompt_bytes=prompt_bytes,
             )
         except budget.OverBudget as exc:
             writer.error_notice(exc.notice(str(bot["name"])))
@@ -247,6 +266,7 @@ def _reply(
     *,
     final_attempt: bool,
     deadline: float,
+    prompt_bytes: int,
 ) -> Outcome:
     bot = context["bot"]
     text = ""
@@ -254,7 +274,9 @@ def _reply(
     first_token = True
     try:
         model = model_for(bot.get("llm_api_key"))
-        stream = model.stream(str(bot["model"]), conversation(context), deadline=deadline)
+        # The hold on the budget (budget.metered) is this trimmed prompt's.
+        prompt = conversation(context, prompt_bytes)
+        stream = model.stream(str(bot["model"]), prompt, deadline=deadline)
         try:
             for delta in stream:
                 if first_token:

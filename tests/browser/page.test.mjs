@@ -209,7 +209,7 @@ test('opened after messages were sent, the thread and #lounge show their history
     const space = await supabase.rpc('space_intentions_before', { _space_id: '#lounge' })
     return [thread.data, thread.error?.details, space.data, space.error?.details]
   }, { url: env.SUPABASE_URL, key: env.SUPABASE_ANON_KEY, cy: token(env.CY_ID, 'cy') })
-  assert.deepEqual(refused, [null, 'not_participant', null, 'not_member'])
+  assert.deepEqual(refused, [null, 'unknown_thread', null, 'not_member'])
   await context.close()
   await ada.context.close()
 })

@@ -18,7 +18,7 @@ from tests.support.webhooks import Receiver
 
 pytestmark = pytest.mark.db
 
-COMMAND = "select private.redeliver_bot_webhooks()"
+COMMAND = "call private.redeliver_all_bot_webhooks()"
 
 
 @pytest.fixture
@@ -86,5 +86,5 @@ def test_no_other_database_gets_the_job(admin: psycopg.Connection[Any]) -> None:
         "select count(*) from pg_extension where extname = 'pg_cron'"
     ).fetchone() == (0,)
     assert admin.execute(COMMAND).fetchone() == (
-        {"sent": 0, "gave_up": 0, "set_aside": 0, "failed": 0},
+        {"sent": 0, "gave_up": 0, "set_aside": 0, "failed": 0, "batches": 1},
     )

@@ -9,7 +9,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.support.database import User, acting_as, create_user, rpc
+from tests.support.database import User, acting_as, create_user, full_refusal, rpc
 
 pytestmark = pytest.mark.db
 
@@ -48,13 +48,19 @@ def test_a_stranger_cannot_post_or_read(
     eve = create_user(admin, "eve")
     rpc(api, amy.claims(), "insert_chat_message", _thread_id=thread_id, _body="secret")
 
-    # When eve posts into the thread she is refused
-    with pytest.raises(psycopg.Error) as refused:
-        rpc(api, eve.claims(), "insert_chat_message", _thread_id=thread_id, _body="hello")
-    assert (refused.value.sqlstate, refused.value.diag.message_detail) == (
-        "PT403",
-        "not_participant",
-    )
+    # When eve posts into the thread she is refused exactly as for a thread
+    # that does not exist, with either signature: she cannot tell that amy and bob talk
+    def post(thread: str) -> Any:
+        return rpc(api, eve.claims(), "insert_chat_message", _thread_id=thread, _body="hello")
+
+    def post_as_seed(thread: str) -> Any:
+        return rpc(api, eve.claims(), "insert_chat_message", _thread_id=thread,
+                   _sender_mongo_id="eve", _recipient_mongo_id="bob", _body="hello")  # fmt: skip
+
+    for send in (post, post_as_seed):
+        refused = full_refusal(lambda: send(thread_id))  # noqa: B023
+        assert refused == ("PT404", "unknown_thread", "no such thread")
+        assert full_refusal(lambda: send("amy__nobody")) == refused  # noqa: B023
 
     # And she reads nothing, while amy reads the message
     with acting_as(api, eve.claims()) as cur:

@@ -10,7 +10,15 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.support.database import User, acting_as, create_user, refusal, rpc, rpc_rows
+from tests.support.database import (
+    User,
+    acting_as,
+    create_user,
+    full_refusal,
+    refusal,
+    rpc,
+    rpc_rows,
+)
 
 pytestmark = pytest.mark.db
 
@@ -133,7 +141,13 @@ def test_a_stranger_anon_and_wrong_messages_are_refused(
     elsewhere = send(api, bob, "for eve", thread="bob__eve")
     unlinked = create_user(admin, None)
 
-    assert refusal(lambda: mark(api, eve, message)) == ("PT403", "not_participant")
+    # A stranger is told what a missing thread tells: nothing about amy and bob
+    assert full_refusal(lambda: mark(api, eve, message)) == (
+        "PT404", "unknown_thread", "no such thread",
+    )  # fmt: skip
+    assert full_refusal(lambda: mark(api, eve, message, thread="amy__nobody")) == full_refusal(
+        lambda: mark(api, eve, message)
+    )
     assert refusal(lambda: mark(api, amy, message, thread="amy__nobody")) == (
         "PT404",
         "unknown_thread",

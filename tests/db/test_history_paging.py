@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.support.database import User, create_user, refusal, rpc, rpc_rows
+from tests.support.database import User, create_user, full_refusal, refusal, rpc, rpc_rows
 from tests.support.spaces import World, make_world, say
 
 pytestmark = pytest.mark.db
@@ -125,7 +125,9 @@ def test_strangers_anon_and_cursors_from_elsewhere_are_refused(
             api, user.claims(), "chat_messages_before", _thread_id=thread, _before=before
         )
 
-    assert refusal(lambda: page(eve)) == ("PT403", "not_participant")
+    # A stranger is told what a missing thread tells: nothing about amy and bob
+    assert full_refusal(lambda: page(eve)) == ("PT404", "unknown_thread", "no such thread")
+    assert full_refusal(lambda: page(eve, "amy__nobody")) == full_refusal(lambda: page(eve))
     assert refusal(lambda: page(amy, "amy__nobody")) == ("PT404", "unknown_thread")
     assert refusal(lambda: page(amy, before=elsewhere["id"])) == ("PT404", "unknown_message")
     assert refusal(lambda: page(unlinked)) == ("PT403", "no_chat_identity")

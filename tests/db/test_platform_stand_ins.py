@@ -208,6 +208,33 @@ def test_postgres_gets_no_policy_rights_on_tables_not_listed(
     assert admin.execute("select count(*) from pg_policy where polname = 'ok'").fetchone() == (0,)
 
 
+def test_no_session_can_claim_to_be_the_platform_creating_an_extension(
+    admin: psycopg.Connection[Any],
+) -> None:
+    # Given postgres sets what the platform's own code path once used as its
+    # switch (any session may set a custom setting)
+    admin.execute("set platform_local.creating_extension = 'on'")
+    partition = "realtime.messages_" + dt.datetime.now(dt.UTC).strftime("%Y_%m_%d")
+
+    # Then the policy grants behave exactly as without it: allowed on a listed
+    # table, refused elsewhere, in one multi-statement migration as on hosted
+    admin.execute(
+        "create policy probe_c on realtime.messages for select to authenticated using (false);"
+        " drop policy probe_c on realtime.messages;"
+    )
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        admin.execute(
+            "create policy probe_d on realtime.messages for select using (true);"
+            f" create policy p on {partition} for select using (true)"
+        )
+    assert _memberships(admin, "postgres") == set(API_ROLES)
+    # And the record the platform's path keeps is closed to postgres
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        admin.execute(
+            "insert into platform_local.creating_extensions values (pg_backend_pid(), pg_current_xact_id())"
+        )
+
+
 # realtime.messages
 
 

@@ -14,8 +14,8 @@ import psycopg
 import pytest
 
 from tests.support.database import SERVICE_CLAIMS, User, acting_as, create_user, rpc
-from tests.support.limits import refusal, set_rate_limit
-from tests.support.spaces import add_being, make_world, speak
+from tests.support.limits import refusal, set_bot_budget, set_rate_limit
+from tests.support.spaces import add_being, make_world, say, speak
 
 pytestmark = pytest.mark.db
 
@@ -52,7 +52,7 @@ def test_the_defaults_are_rows_a_real_chat_lives_with(admin: psycopg.Connection[
         "bot_answer": (10, 10, 60),
     }
     budgets = admin.execute("select scope, subject, tokens_per_day from private.bot_budgets")
-    assert budgets.fetchall() == [("bot", "*", 250000)]
+    assert sorted(budgets.fetchall()) == [("bot", "*", 250000), ("member", "*", 50000)]
 
 
 @pytest.mark.parametrize("role", API_ROLES)
@@ -76,6 +76,59 @@ def test_no_api_role_may_read_or_change_limits_budgets_or_buckets(
     ):
         with pytest.raises(psycopg.errors.InsufficientPrivilege), acting_as(api, claims) as cur:
             cur.execute(statement)
+
+
+@pytest.mark.parametrize(
+    ("table", "column", "value"),
+    [
+        ("private.rate_limits", "burst", "-1"),
+        ("private.rate_limits", "burst", "0"),
+        ("private.rate_limits", "burst", None),
+        ("private.rate_limits", "burst", "1000001"),
+        ("private.rate_limits", "burst", "99999999999"),
+        ("private.rate_limits", "rate", "0"),
+        ("private.rate_limits", "rate", "-3"),
+        ("private.rate_limits", "rate", None),
+        ("private.rate_limits", "rate", "1000001"),
+        ("private.rate_limits", "per", "0 seconds"),
+        ("private.rate_limits", "per", "-1 minute"),
+        ("private.rate_limits", "per", "1 mon"),
+        ("private.rate_limits", "per", None),
+        ("private.bot_budgets", "tokens_per_day", "-1"),
+        ("private.bot_budgets", "tokens_per_day", None),
+        ("private.bot_budgets", "tokens_per_day", "9223372036854775808"),
+    ],
+)
+def test_an_operators_odd_limit_is_refused_when_set_so_no_member_write_meets_it(
+    admin: psycopg.Connection[Any], table: str, column: str, value: str | None
+) -> None:
+    # The operator's update fails at once, saying why; the row keeps its value
+    with pytest.raises((psycopg.errors.IntegrityError, psycopg.errors.DataError)):
+        admin.execute(f"update {table} set {column} = %s", (value,))  # noqa: S608
+
+
+def test_the_extreme_limits_an_operator_may_set_still_answer_members_cleanly(
+    admin: psycopg.Connection[Any], api: psycopg.Connection[Any], pair: tuple[User, User, str]
+) -> None:
+    amy, bob, thread_id = pair
+    # The slowest: one message, then one a week; the next is a 429 saying so
+    set_rate_limit(admin, "chat_message", burst=1, rate=1, per="7 days")
+    _post(api, amy, thread_id)
+    with pytest.raises(psycopg.Error) as refused:
+        _post(api, amy, thread_id)
+    assert refusal(refused.value) == ("PT429", "rate_limited", 7 * 24 * 3600)
+    # The fastest: a million at once, a million a second
+    set_rate_limit(admin, "chat_message", burst=1_000_000, rate=1_000_000, per="1 second")
+    for _ in range(3):
+        _post(api, bob, thread_id)
+    # The largest budget a bot may have, and none at all
+    make_world(admin)
+    said = say(admin, "@guest", "#lounge", "hi")
+    set_bot_budget(admin, "@echo", 2**63 - 1)
+    set_bot_budget(admin, "@sage", 0)
+    reserve = {"_trigger_id": said, "_tokens": 2**62}
+    assert rpc(api, SERVICE_CLAIMS, "reserve_bot_tokens", _bot_id="@echo", **reserve)["granted"]
+    assert not rpc(api, SERVICE_CLAIMS, "reserve_bot_tokens", _bot_id="@sage", **reserve)["granted"]
 
 
 def test_fifty_parallel_messages_by_one_user_stay_exactly_within_the_limit(
@@ -210,6 +263,41 @@ def test_an_utterance_asks_one_bot_answer_per_bot_in_the_space(
     assert (stored, queued) == ((2,), (2,))
     # While a space without bots takes nothing from that bucket
     speak(api, world.guest, "@guest", "#quiet", "no bots here")
+
+
+def test_a_space_with_more_bots_than_the_burst_is_charged_every_answer(
+    admin: psycopg.Connection[Any], api: psycopg.Connection[Any]
+) -> None:
+    # Given a space with 30 bots, and the default limit: 10 answers at once, 10 a minute
+    world = make_world(admin)
+    add_being(admin, "#crowd", type_="space", owner="@guest")
+    for i in range(30):
+        add_being(admin, f"@bot{i}", type_="bot", location="#crowd", bot_model="m")
+    set_rate_limit(admin, "bot_answer", burst=10, rate=10, per="1 minute")
+
+    # When a member asks them, her full bucket lets the question through and
+    # is charged all 30 answers: 20 in debt
+    speak(api, world.guest, "@guest", "#crowd", "everyone?")
+    tokens = admin.execute(
+        "select tokens from private.rate_buckets where action = 'bot_answer'"
+    ).fetchone()
+    assert tokens == (-20.0,)
+
+    # Then the next question waits until the bucket is full again: 30
+    # answers at 10 a minute, 3 minutes
+    with pytest.raises(psycopg.Error) as refused:
+        speak(api, world.guest, "@guest", "#crowd", "anyone?")
+    state, code, seconds = refusal(refused.value)
+    assert (state, code) == ("PT429", "rate_limited")
+    assert 175 <= seconds <= 180
+    # Not sooner (two minutes on, the bucket is not full yet)
+    admin.execute("update private.rate_buckets set refilled_at = refilled_at - interval '120 s'")
+    with pytest.raises(psycopg.Error) as still:
+        speak(api, world.guest, "@guest", "#crowd", "anyone?")
+    assert 55 <= refusal(still.value)[2] <= 60
+    # And once it is, one more question of 30 answers goes through
+    admin.execute("update private.rate_buckets set refilled_at = refilled_at - interval '60 s'")
+    speak(api, world.guest, "@guest", "#crowd", "now?")
 
 
 def test_fifty_parallel_utterances_to_the_bots_stay_within_the_limit(

@@ -119,3 +119,9 @@ def test_the_runbooks_sql_names_what_exists_and_does_what_it_says(
         assert inline, "the runbook's inline queries are gone"
         for statement in inline:
             admin.execute(_filled(statement, said))
+
+    # and the procedure it says to call on its own (it commits: outside any transaction)
+    calls = re.findall(r"`(call [^`]+)`", RUNBOOK.read_text())
+    assert calls, "the runbook's procedure call is gone"
+    for statement in calls:
+        admin.execute(statement)

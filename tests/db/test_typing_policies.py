@@ -11,10 +11,26 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.support.database import User, realtime_reads, realtime_writes, rpc
+from tests.support.database import (
+    SERVICE_CLAIMS,
+    User,
+    acting_as,
+    realtime_reads,
+    realtime_writes,
+    rpc,
+)
 from tests.support.spaces import add_being, make_world
 
 pytestmark = pytest.mark.db
+
+
+def _space_stored_before_the_rule(admin: psycopg.Connection[Any], space_id: str) -> None:
+    """A space whose id has '__', as a project could hold one before
+    20261203000710 (its trigger lifted for this one insert)."""
+    with admin.transaction():
+        admin.execute("alter table public.beings disable trigger beings_space_id_not_thread_like")
+        add_being(admin, space_id, type_="space")
+        admin.execute("alter table public.beings enable trigger beings_space_id_not_thread_like")
 
 
 def test_the_two_participants_send_and_receive_on_their_threads_typing_topic(
@@ -76,15 +92,47 @@ def test_a_space_spelled_like_a_thread_never_opens_the_threads_typing_topic(
     api: psycopg.Connection[Any],
     trio: tuple[User, User, User],
 ) -> None:
-    # Given a space whose id is the thread id amy__bob, with eve as a member
+    # Given a space whose id is the thread id amy__bob (stored before such
+    # ids were refused), with eve as a member
     amy, _, eve = trio
-    add_being(admin, "amy__bob", type_="space")
+    _space_stored_before_the_rule(admin, "amy__bob")
     add_being(admin, "@eve", type_="user", user=eve, location="amy__bob")
 
     # Then typing:amy__bob is still the thread's alone: eve may not listen or send
     assert not realtime_reads(api, superuser, eve.claims(), "typing:amy__bob")
     assert not realtime_writes(api, eve.claims(), "typing:amy__bob")
     assert realtime_writes(api, amy.claims(), "typing:amy__bob")
+
+
+def test_ids_with_a_double_underscore_are_the_threads_no_new_space_takes_one(
+    admin: psycopg.Connection[Any], api: psycopg.Connection[Any]
+) -> None:
+    # A new space spelled like a thread is refused, whoever writes it (the
+    # dashboard's postgres, the service through the API)
+    with pytest.raises(psycopg.errors.CheckViolation) as refused:
+        add_being(admin, "ada__bob", type_="space")
+    assert refused.value.diag.message_detail == "reserved_id"
+    assert "reserved for chat thread ids" in str(refused.value)
+    with pytest.raises(psycopg.errors.CheckViolation), acting_as(api, SERVICE_CLAIMS) as cur:
+        cur.execute(
+            "insert into public.beings (id, name, type) values ('#team__ops', 'ops', 'space')"
+        )
+    # Nor may a space be renamed to one, or another being become a space with one
+    add_being(admin, "#lounge", type_="space")
+    add_being(admin, "@ada__work", type_="user")  # not a space: free
+    for change in (
+        "update public.beings set id = 'ada__bob' where id = '#lounge'",
+        "update public.beings set type = 'space' where id = '@ada__work'",
+    ):
+        with pytest.raises(psycopg.errors.CheckViolation):
+            admin.execute(change)
+
+    # A space stored before the rule keeps working: its other fields still change
+    _space_stored_before_the_rule(admin, "old__space")
+    admin.execute("update public.beings set name = 'Old space' where id = 'old__space'")
+    assert admin.execute("select name from public.beings where id = 'old__space'").fetchone() == (
+        "Old space",
+    )
 
 
 def test_the_database_never_broadcasts_on_a_typing_topic(

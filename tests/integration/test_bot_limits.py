@@ -17,7 +17,7 @@ from shared.bots.budget import EVENT
 from tests.integration import test_bot_pipeline as bot_pipeline
 from tests.support.fake_llm import FakeLlm, Step, reply
 from tests.support.limits import refusal, set_bot_budget, spent_today
-from tests.support.pipeline import deliver_webhooks, drain
+from tests.support.pipeline import deliver_webhooks, discard_webhooks, drain
 from tests.support.spaces import make_world, say, speak
 
 pytestmark = pytest.mark.integration
@@ -159,6 +159,74 @@ def test_a_bot_over_its_daily_budget_answers_with_a_notice_and_no_model_call(
         "scope": "bot",
         "budget": 1000,
     }
+
+
+def test_a_member_past_her_share_of_a_bot_is_told_so_and_others_are_still_answered(
+    pipeline: tuple[Handler, Handler],
+    queues: Queues,
+    admin: psycopg.Connection[Any],
+    llm: FakeLlm,
+    worker_log: list[logging.LogRecord],
+) -> None:
+    # Given @guest has spent today's share of @echo (the default row)
+    make_world(admin)
+    share = admin.execute(
+        "select tokens_per_day from private.bot_budgets where (scope, subject) = ('member', '*')"
+    ).fetchone()
+    assert share is not None
+    admin.execute(
+        "insert into private.bot_token_usage (scope, subject, member_id, day, tokens)"
+        " values ('member', '@echo', '@guest', (now() at time zone 'UTC')::date, %s)",
+        share,
+    )
+
+    # When she asks the bots, @echo tells her whose share ran out, @sage answers
+    said = _ask(admin, pipeline, queues, "hello bots")
+    answers = _answers(admin, said)
+    assert answers["@echo:error"] == (
+        "failed",
+        "echo has used up your share of its daily budget of model tokens and will answer you"
+        " again at 00:00 UTC.",
+    )
+    assert answers["@sage:utterance"][0] == "complete"
+    [event] = [r for r in worker_log if getattr(r, "event", None) == EVENT]
+    assert (event.scope, event.member) == ("member", "@guest")  # type: ignore[attr-defined]
+
+    # And another member's question is answered by @echo as usual
+    theirs = say(admin, "@owner", "#lounge", "my turn")
+    deliver_webhooks(admin, pipeline[0])
+    drain(queues[0], queues[1], pipeline[1])
+    assert _answers(admin, theirs)["@echo:utterance"][0] == "complete"
+
+
+def test_a_long_history_is_trimmed_before_the_model_and_the_budget_see_it(
+    pipeline: tuple[Handler, Handler],
+    queues: Queues,
+    admin: psycopg.Connection[Any],
+    llm: FakeLlm,
+    sage_alone: None,
+) -> None:
+    # Given a space whose last lines are all near the 16 KiB content limit
+    for i in range(9):
+        say(admin, "@guest", "#lounge", f"{i} " + "x" * 15_000)
+    discard_webhooks(admin)
+    llm.script = [Step(tokens=["ok"], report_usage=False)]
+
+    # When the next question comes
+    said = _ask(admin, pipeline, queues, "9 " + "x" * 15_000)
+
+    # Then the model is asked with the newest lines within the prompt's
+    # budget (24 KiB), not ten of them (150 KB)
+    assert _answers(admin, said)["@sage:utterance"][0] == "complete"
+    [request] = llm.requests
+    sent = [m["content"] for m in request["body"]["messages"]]
+    assert sum(len(c.encode()) for c in sent) <= 24 * 1024
+    assert sent[-1].startswith("guest: 9 ")
+    # And what the budget held and counted is that prompt's cost (3 bytes a
+    # token): the reviewer's nine questions cost 279,576 tokens, one now ~5,100
+    tokens, estimated = spent_today(admin, "@sage")
+    assert tokens == estimated
+    assert tokens < 24 * 1024 // 3 + 100
 
 
 def test_a_budget_is_overrun_by_at_most_the_reply_that_crossed_it(

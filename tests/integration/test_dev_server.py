@@ -219,6 +219,15 @@ def test_tokens_for_a_port_where_nothing_runs_say_so_in_one_line() -> None:
     assert "Traceback" not in done.stderr
 
 
+def test_a_function_response_says_how_long_the_handler_itself_took(dev: DevServer) -> None:
+    # make load splits a request's time into the handler's and the local server's
+    refused = httpx.post(f"http://127.0.0.1:{dev.port}/chat/messages", json={}, timeout=30)
+    assert refused.status_code == 401
+    name, _, took = refused.headers["server-timing"].partition(";dur=")
+    assert name == "lambda"
+    assert float(took) > 0
+
+
 def test_make_demo_finds_the_stack_with_only_its_port(dev: DevServer) -> None:
     # Given make dev runs on its own data dir; the demo is told only the PORT
     done = run(["make", "--no-print-directory", "demo"], clean_env(PORT=str(dev.port)))

@@ -70,6 +70,32 @@ def test_bot_trigger_down_while_people_speak_then_back_every_utterance_answered_
     assert answered - recovered < ANSWERED_WITHIN
 
 
+def test_utterances_before_the_webhook_is_configured_are_answered_once_it_is(
+    stack: Pipeline,
+) -> None:
+    # Given a project whose webhook URL is not set yet, while people speak
+    url = stack.admin.execute(
+        "delete from private.settings where key = 'bot_trigger_url' returning value"
+    ).fetchone()
+    assert url is not None
+    said = [say(stack.admin, "@guest", "#lounge", f"early {i}") for i in range(UTTERANCES)]
+    # and the redelivery keeps trying (nothing reaches bot-trigger)
+    wait_for(lambda: stack.least_attempts(said) >= 2, 20, "attempts while unconfigured")
+    assert sum(stack.gateway.received[s] for s in said) == 0
+
+    # When the operator sets it
+    stack.admin.execute(
+        "insert into private.settings (key, value) values ('bot_trigger_url', %s)", (url[0],)
+    )
+    configured = time.monotonic()
+
+    # Then every utterance is answered by each bot, exactly once
+    answered = wait_for(lambda: stack.settled(said), ANSWERED_WITHIN, "every utterance answered")
+    _answered_once(stack, said)
+    wait_for(lambda: stack.pending_deliveries() == 0, 10, "every delivery acknowledged")
+    assert answered - configured < ANSWERED_WITHIN
+
+
 def test_a_provider_failing_for_a_while_is_ridden_out(stack: Pipeline) -> None:
     # Given the provider answering 500 for 4 s (retries come after 1, 2, 4 s)
     outage = 4.0

@@ -148,10 +148,12 @@ test("Bob's read mark reaches Ada live, as READ on chat:ada__bob", { timeout: 30
   assert.equal(receipt.message_id, sent.id)
   assert.equal(receipt.message_created_at.slice(0, 19), sent.created_at.slice(0, 19))
 
-  // And Cy may not mark it
+  // And Cy may not mark it, and is told what a missing thread tells (nothing about Ada and Bob)
   const { error } = await rpc('cy', 'mark_chat_thread_read', { _thread_id: THREAD, _message_id: sent.id })
-  assert.equal(error.code, 'PT403')
-  assert.equal(error.details, 'not_participant')
+  assert.equal(error.code, 'PT404')
+  assert.equal(error.details, 'unknown_thread')
+  const missing = await rpc('cy', 'mark_chat_thread_read', { _thread_id: 'ada__nobody', _message_id: sent.id })
+  assert.deepEqual(missing.error, error)
 })
 
 test('unread counts right after sends and reads', { timeout: 30_000 }, async () => {

@@ -106,6 +106,15 @@ def refusal(call: Callable[[], Any]) -> tuple[str | None, str | None]:
     return refused.value.sqlstate, refused.value.diag.message_detail
 
 
+def full_refusal(call: Callable[[], Any]) -> tuple[str | None, str | None, str | None]:
+    """Everything a caller learns from a refusal: SQLSTATE, DETAIL and message
+    (two refusals a stranger must not tell apart compare equal)."""
+    with pytest.raises(psycopg.Error) as refused:
+        call()
+    diag = refused.value.diag
+    return refused.value.sqlstate, diag.message_detail, diag.message_primary
+
+
 SERVICE_CLAIMS: dict[str, Any] = {"role": "service_role"}
 
 

@@ -32,13 +32,15 @@ def set_bot_budget(
 
 
 def spent_today(
-    admin: psycopg.Connection[Any], subject: str, scope: str = "bot"
+    admin: psycopg.Connection[Any], subject: str, scope: str = "bot", member: str = ""
 ) -> tuple[int, int]:
-    """(tokens, of which estimated) the bot or space spent today (UTC)."""
+    """(tokens, of which estimated) the bot or space spent today (UTC); with
+    scope "member", what `member` spent of the bot `subject`."""
     row = admin.execute(
         "select tokens, estimated_tokens from private.bot_token_usage"
-        " where scope = %s and subject = %s and day = (now() at time zone 'UTC')::date",
-        (scope, subject),
+        " where scope = %s and subject = %s and member_id = %s"
+        " and day = (now() at time zone 'UTC')::date",
+        (scope, subject, member),
     ).fetchone()
     return (int(row[0]), int(row[1])) if row else (0, 0)
 

@@ -26,7 +26,8 @@ create table private.rate_limits (
 
 -- Defaults a real chat lives with: a person types far slower than any of
 -- these, a script hits them within seconds. bot_answer is the one that
--- bills: each utterance in a space with bots costs one per bot there.
+-- bills: each utterance in a space with bots costs one per bot there (all of
+-- them, even past the burst: see take_rate_tokens).
 insert into private.rate_limits (action, burst, rate, per, what) values
   ('chat_message', 30, 60, '1 minute',
    'messages in 1:1 threads (a retry with a used client_id is not a new message)'),
@@ -58,6 +59,12 @@ revoke all on private.rate_limits, private.rate_buckets
 -- whole transaction with PT429. Concurrent writes of one member queue on the
 -- bucket's row lock (the upsert), so 50 at once never take more than the
 -- bucket holds.
+--
+-- The full cost is always charged. A cost above the burst (an utterance in a
+-- space with more bots than bot_answer's burst) could never fit, so it is
+-- allowed when the bucket is full and leaves it in debt: the next write
+-- waits until the bucket is full again, and the rate holds on average (30
+-- bots, burst 10, 10 a minute: one such utterance every 3 minutes).
 create or replace function private.take_rate_tokens(_action text, _cost integer default 1)
 returns void
 language plpgsql volatile security definer
@@ -69,11 +76,11 @@ declare
   -- Before the lock wait: a late start only refills less, never more.
   started timestamptz := clock_timestamp();
   per_second double precision;
-  cost double precision;
   remaining double precision;
+  refilled double precision;
   wait_seconds bigint;
 begin
-  if caller is null or _cost < 1 then
+  if caller is null or _cost is null or _cost < 1 then
     return;
   end if;
   select * into lim from private.rate_limits l where l.action = _action;
@@ -81,21 +88,21 @@ begin
     return;  -- an operator deleted the row: no limit
   end if;
   per_second := lim.rate / extract(epoch from lim.per);
-  -- More than the bucket can ever hold would be refused forever.
-  cost := least(_cost, lim.burst);
 
   insert into private.rate_buckets as b (user_id, action, tokens, refilled_at)
-  values (caller, _action, lim.burst - cost, started)
+  values (caller, _action, lim.burst - _cost, started)
   on conflict (user_id, action) do update
     set tokens = least(
           lim.burst,
           b.tokens + greatest(extract(epoch from started - b.refilled_at), 0) * per_second
-        ) - cost,
+        ) - _cost,
         refilled_at = greatest(b.refilled_at, started)
   returning b.tokens into remaining;
 
-  if remaining < 0 then
-    wait_seconds := greatest(ceil(-remaining / per_second), 1);
+  refilled := remaining + _cost;  -- what the bucket held before this write
+  if remaining < 0 and not (_cost > lim.burst and refilled >= lim.burst) then
+    -- Until it holds the cost, or is full for a cost above the burst.
+    wait_seconds := greatest(ceil((least(_cost, lim.burst) - refilled) / per_second), 1);
     raise exception using
       errcode = 'PT429',
       message = format('%s: try again in %s s', case _action

@@ -51,8 +51,10 @@ with check (extension = 'broadcast' and private.is_typing_topic_member(topic));
 -- Shared by the thread RPCs below.
 ------------------------------------------------------------------------------
 
--- The thread, if _user_id takes part in it; else 404 unknown_thread or 403
--- not_participant (as insert_chat_message answers).
+-- The thread, if _user_id takes part in it; else 404 unknown_thread, whether
+-- the thread does not exist or is someone else's: a stranger must not learn
+-- whether two users have a thread (insert_chat_message answers the same
+-- since 20261203000700).
 create or replace function private.require_chat_participant(_thread_id text, _user_id uuid)
 returns public.chat_threads
 language plpgsql stable
@@ -61,12 +63,10 @@ as $$
 declare
   thread public.chat_threads;
 begin
-  select * into thread from public.chat_threads t where t.thread_id = _thread_id;
+  select * into thread from public.chat_threads t
+  where t.thread_id = _thread_id and _user_id in (t.user_a_supabase_id, t.user_b_supabase_id);
   if not found then
     perform private.raise_api_error(404, 'unknown_thread', 'no such thread');
-  end if;
-  if _user_id not in (thread.user_a_supabase_id, thread.user_b_supabase_id) then
-    perform private.raise_api_error(403, 'not_participant', 'you are not a participant of this thread');
   end if;
   return thread;
 end;
@@ -124,7 +124,9 @@ using (
 -- short index-only range scan per thread: (sender, thread) equal,
 -- (created_at, id) after the mark. The sender leads so that a page of a
 -- thread (thread_id alone) keeps to chat_messages_thread_history_idx.
-create index chat_messages_unread_idx
+-- `if not exists`: on a large table the operator builds it CONCURRENTLY
+-- before `db push` (README, Deploy; checked at the end of this file).
+create index if not exists chat_messages_unread_idx
   on public.chat_messages (sender_supabase_id, thread_id, created_at, id);
 
 -- _user_id's threads (or the one named), each with the other participant,
@@ -331,9 +333,49 @@ $$;
 
 -- (location_id, created_at) could not order ties on created_at by id; this
 -- one serves the page above and bot_context's recent lines, and replaces it.
-create index intentions_location_history_idx
+create index if not exists intentions_location_history_idx
   on public.intentions (location_id, created_at desc, id desc);
 drop index if exists public.intentions_location_created_idx;
+
+-- The two indexes above lock their table against writes while they build.
+-- Not CONCURRENTLY: a file is one transaction (the schema builder's, and
+-- `db push` sends a file as one implicit transaction; the pinned CLI runs a
+-- CONCURRENTLY statement apart, committing what came before it, so a file
+-- that fails after it is half applied and recorded as not applied). An
+-- operator with large tables builds them concurrently first (README,
+-- Deploy) and `if not exists` keeps theirs. But a concurrent build that
+-- failed leaves an INVALID index of that name, which `if not exists` would
+-- keep too, and a typo would keep another index under the name: refuse
+-- both, saying what to do, rather than run without the index.
+do $$
+declare
+  wanted record;
+  problem text;
+begin
+  for wanted in
+    select * from (values
+      ('chat_messages_unread_idx', 'public.chat_messages',
+       ' USING btree (sender_supabase_id, thread_id, created_at, id)'),
+      ('intentions_location_history_idx', 'public.intentions',
+       ' USING btree (location_id, created_at DESC, id DESC)')
+    ) w (name, on_table, definition)
+  loop
+    select case
+        when not i.indisvalid or not i.indisready then 'is INVALID (a CREATE INDEX CONCURRENTLY that failed)'
+        when i.indrelid <> wanted.on_table::regclass or i.indisunique or i.indpred is not null
+             or substring(pg_catalog.pg_get_indexdef(i.indexrelid) from ' USING .*$') <> wanted.definition
+          then 'is not the one this migration builds: ' || pg_catalog.pg_get_indexdef(i.indexrelid)
+      end
+    into problem
+    from pg_catalog.pg_index i
+    where i.indexrelid = pg_catalog.to_regclass('public.' || wanted.name);
+    if problem is not null then
+      raise exception 'index public.% %', wanted.name, problem
+        using hint = format('drop index concurrently public.%I; build it again as the README''s Deploy section says (or let this migration build it), then run db push again', wanted.name);
+    end if;
+  end loop;
+end
+$$;
 
 revoke execute on function public.mark_chat_thread_read(text, uuid) from public, anon, service_role;
 revoke execute on function public.chat_unread_counts() from public, anon, service_role;
