@@ -8,8 +8,11 @@ Also: the deployed secrets configuration (SSM names set: through the
 Parameters and Secrets extension, and through boto3), the artifact of the
 commit before (COLD_START_BASELINE, default the main this work started
 from), what pausing the collector during init saves (the same artifact
-without it: COLD_START_ABLATIONS=0 skips), and the first request after a
-SnapStart restore.
+without it), what the metrics path costs (the same artifact with
+benchmarks/variants/no_metrics.py, which does nothing, as shared/metrics.py)
+and what Powertools' Metrics would cost in place of our EMF lines (with
+benchmarks/variants/powertools_metrics.py; COLD_START_ABLATIONS=0 skips
+these three), and the first request after a SnapStart restore.
 
     COLD_START_RUNS=30 uv run python -m benchmarks.cold_start
     COLD_START_SKIP="naive;ours, SSM via boto3" COLD_START_CASES=thread-ensure,token ...
@@ -18,6 +21,7 @@ SnapStart restore.
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import shutil
@@ -42,9 +46,9 @@ from tests.support.tokens import SigningKeys
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / ".local" / "bench"
 RUNS = int(os.environ.get("COLD_START_RUNS", "15"))
-# The code before (issue 22: main at 98c74ff, on httpx over http.client);
-# empty to skip. (Before issue 11's cold-start work: 33cbe4b.)
-BASELINE = os.environ.get("COLD_START_BASELINE", "98c74ff")
+# The code before (issue 25: main at efd45ca, without metrics); empty to
+# skip. (Before issue 22: 98c74ff; before issue 11's cold-start work: 33cbe4b.)
+BASELINE = os.environ.get("COLD_START_BASELINE", "efd45ca")
 ABLATIONS = os.environ.get("COLD_START_ABLATIONS", "1") == "1"
 # Variants whose label starts with one of these (`;`-separated) are not
 # run; cases by the first word of their name (`,`-separated).
@@ -63,13 +67,19 @@ SAME_SETTINGS = (OURS_ENV, OURS_DEPLOYED, BEFORE_ENV, BEFORE_DEPLOYED)
 # 22 also measured ES256 through a subclass of ec.ECDSA that skipped its
 # constructor: no saving outside the noise, so it went.)
 NO_GC_PAUSE = "ours without the GC pause (saving)"
+# What a choice would cost: ours with Powertools' Metrics in place of our EMF lines.
+POWERTOOLS_METRICS = "ours with Powertools Metrics instead (cost)"
+# What the metrics path costs: ours with a shared/metrics.py that does nothing.
+NO_METRICS = "ours without metrics (saving)"
 RESTORE_GOAL_MS = 5.0
 RUNTIME = BENCH / "runtime"
 WEBHOOK_SECRET = "a-long-enough-webhook-secret"
 
 # bot-trigger: the utterance is found, its space has no bots (no SQS call).
 BOTS = {"found": True, "speaker_is_bot": False, "space_id": "#lounge", "bots": []}
-ANSWERS = {"ensure_chat_thread": THREAD, "insert_chat_message": MESSAGE, "bots_for_utterance": BOTS}
+# bot-trigger then acknowledges the delivery (issue 23): answered, as PostgREST would.
+ANSWERS = {"ensure_chat_thread": THREAD, "insert_chat_message": MESSAGE,
+           "bots_for_utterance": BOTS, "ack_bot_delivery": True}  # fmt: skip
 
 # Each script prints {"import": ms, "first": ms}: the in-process split.
 CONTEXT = """
@@ -234,6 +244,26 @@ def build_ours() -> Path:
     return BENCH / "ours"
 
 
+def build_variant(python: str, ours: Path, name: str) -> Path:
+    """Per function, a copy of our artifact whose shared/metrics.py is
+    benchmarks/variants/<name>.py (Powertools' Metrics, or no metrics at
+    all), compiled as ours is: the same files on the same one-entry path,
+    so the difference to ours is the metrics module and nothing else (an
+    overlay package first on the path costs every import a lookup, which
+    a first version measured as 20-40 ms against the variant)."""
+    copies = BENCH / name.replace("_", "-")
+    shutil.rmtree(copies, ignore_errors=True)
+    variant = ROOT / "benchmarks" / "variants" / f"{name}.py"
+    for artifact in ours.iterdir():
+        copy = copies / artifact.name
+        shutil.copytree(artifact, copy, symlinks=True)
+        for stale in (copy / "shared" / "__pycache__").glob("metrics.*"):
+            stale.unlink()
+        shutil.copy(variant, copy / "shared" / "metrics.py")
+        compile_for(python, copy / "shared")
+    return copies
+
+
 def build_baseline() -> Path | None:
     """The baseline commit's own packaging script, on its own lock file."""
     if not BASELINE:
@@ -360,6 +390,8 @@ def _sample(python: str, variant: Variant, event: dict[str, Any], env: dict[str,
 def run() -> list[Row]:
     python, version = interpreter()
     ours = build_ours()
+    powertools_metrics = build_variant(python, ours, "powertools_metrics")
+    no_metrics = build_variant(python, ours, "no_metrics")
     baseline = build_baseline()
     floor_libraries = build_floor(python)
     naive = build_naive(python)
@@ -423,6 +455,12 @@ def run() -> list[Row]:
                 # shared.init_gc pauses the collector only on Lambda
                 variants.append(Variant(NO_GC_PAUSE, OURS.format(module=case.module), [artifact],
                                         {**plain, **DEPLOYED_SETTINGS}, base_env=not_on_lambda))  # fmt: skip
+                variants.append(Variant(POWERTOOLS_METRICS, OURS.format(module=case.module),
+                                        [powertools_metrics / case.module],
+                                        {**plain, **DEPLOYED_SETTINGS}))  # fmt: skip
+                variants.append(Variant(NO_METRICS, OURS.format(module=case.module),
+                                        [no_metrics / case.module],
+                                        {**plain, **DEPLOYED_SETTINGS}))  # fmt: skip
             variants = [v for v in variants if not v.label.startswith(SKIP or ("\0",))]
             for variant in variants:  # warm the page cache
                 _sample(python, variant, case.event, env)
@@ -466,6 +504,16 @@ def _paired(variant: Variant, reference: Variant) -> float:
     return statistics.median(_per_round(variant, reference))
 
 
+def _median_interval(values: list[float]) -> str:
+    """A distribution-free 95 % confidence interval of the median: the order
+    statistics the binomial distribution (normal approximation) puts there."""
+    ordered = sorted(values)
+    n = len(ordered)
+    half = 1.96 * math.sqrt(n) / 2
+    low, high = max(0, math.floor(n / 2 - half)), min(n - 1, math.ceil(n / 2 + half))
+    return f"{ordered[low]:.1f} to {ordered[high]:.1f} ms"
+
+
 def _spread(values: list[float], digits: int = 2) -> str:
     """Median and interquartile range."""
     low, middle, high = statistics.quantiles(values, n=4) if len(values) > 1 else values * 3
@@ -487,11 +535,17 @@ def _rows(case: Case, variants: list[Variant]) -> list[Row]:
             if variant.label in GOAL_VARIANTS:
                 goal = f"<= {RATIO_LIMIT} (goal {RATIO_GOAL}) x same-settings floor"
                 met = statistics.median(ratios) <= RATIO_LIMIT
-        if variant.label == NO_GC_PAUSE and OURS_ENV in by_label:
+        if variant.label in (NO_GC_PAUSE, NO_METRICS, POWERTOOLS_METRICS) and OURS_ENV in by_label:
             ours = by_label[OURS_ENV]
-            saving = _per_round(variant, ours, ratio=False)
-            share = statistics.median(saving) / ours.median("response") * 100
-            more = f"; saves {_spread(saving, 1)} ms per round ({share:.1f} % of ours)"
+            # What ours pays for the metrics path is ours less ours without it.
+            change = (_per_round(ours, variant, ratio=False) if variant.label == NO_METRICS
+                      else _per_round(variant, ours, ratio=False))  # fmt: skip
+            share = statistics.median(change) / ours.median("response") * 100
+            verb = {NO_GC_PAUSE: "saves", NO_METRICS: "the metrics path costs"}.get(
+                variant.label, "costs"
+            )
+            more = (f"; {verb} {_spread(change, 1)} ms per round ({share:.1f} % of ours;"
+                    f" 95 % interval of the median {_median_interval(change)})")  # fmt: skip
         rows.append(
             Row(f"cold start {case.name}", variant.label,
                 f"{response:.0f} ms to response ({split}); x floor: {_spread(_per_round(variant, floor))}"
@@ -500,9 +554,11 @@ def _rows(case: Case, variants: list[Variant]) -> list[Row]:
     for before, after in ((BEFORE_ENV, OURS_ENV), (BEFORE_DEPLOYED, OURS_DEPLOYED)):
         if before in by_label and after in by_label:
             change = _per_round(by_label[after], by_label[before], ratio=False)
+            share = statistics.median(change) / by_label[before].median("response") * 100
             rows.append(
                 Row(f"cold start {case.name}", f"after - before, {after.split(', ', 1)[1]}",
-                    f"{_spread(change, 1)} ms per round")
+                    f"{_spread(change, 1)} ms per round ({share:+.1f} % of before)"
+                    f"; 95 % interval of the median {_median_interval(change)}")
             )  # fmt: skip
     return rows
 

@@ -24,7 +24,7 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from pydantic import ValidationError
 
-from shared import container, init_gc, snapstart
+from shared import container, init_gc, logs, metrics, snapstart
 from shared.bots.models import BotJob
 from shared.bots.worker import RetryLater, answer
 from shared.errors import ServiceUnavailable
@@ -90,9 +90,12 @@ def record_handler(record: SQSRecord, lambda_context: Any = None) -> str:
         # Never readable, so never answered: it fails each receive (no delay
         # asked, no other call made) and reaches the dead-letter queue after
         # maxReceiveCount, for an operator to see. SnapStart's priming job is
-        # unreadable on purpose: at every init, so not an error.
-        level = logging.DEBUG if record.message_id == PRIMING_MESSAGE_ID else logging.ERROR
-        errors.log(level, "unreadable job %s (receive %d)", record.message_id, receives)
+        # unreadable on purpose: at every init, so neither an error nor counted.
+        if record.message_id == PRIMING_MESSAGE_ID:
+            errors.debug("unreadable job %s (receive %d)", record.message_id, receives)
+        else:
+            errors.error("unreadable job %s (receive %d)", record.message_id, receives)
+            metrics.count("JobsUnreadable")
         raise
     try:
         outcome = answer(
@@ -129,16 +132,19 @@ def record_handler(record: SQSRecord, lambda_context: Any = None) -> str:
     return outcome.status
 
 
+def _process(event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
+    # The metrics line is written when the batch (one job) is done, with the
+    # job's message id as its correlation id.
+    with logs.invocation("bot-worker", None), metrics.collecting("bot-worker"):
+        return process_partial_response(
+            event=event, record_handler=record_handler, processor=processor, context=context
+        )
+
+
 def _handle(event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
     # In a copy of the context: the correlation id each record sets
     # (shared.logs) ends with the invocation.
-    return contextvars.copy_context().run(
-        process_partial_response,
-        event=event,
-        record_handler=record_handler,
-        processor=processor,
-        context=context,
-    )
+    return contextvars.copy_context().run(_process, event, context)
 
 
 PRIMING_EVENT = {
@@ -163,7 +169,8 @@ def prime() -> PartialItemFailureResponse:
     the batch processor and the job model (it fails before the database)."""
     container.database()
     container.llm_http()
-    return _handle(PRIMING_EVENT, None)
+    with metrics.suppressed():
+        return _handle(PRIMING_EVENT, None)
 
 
 if snapstart.enabled():

@@ -21,7 +21,9 @@ The keys are public, so a SnapStart snapshot may keep them (`prefetch` at
 init): a restored container refetches them once they are past their max
 age, as any other. Its monotonic clock can be behind the one that fetched
 them; a clock gone backwards makes the set due at once, never trusted
-until the old clock's time comes round again."""
+until the old clock's time comes round again.
+
+Counted (shared.metrics): JwksFetches and JwksFetchFailures."""
 
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ from typing import Any
 
 import httpx
 
+from shared import metrics
 from shared.auth.jws import VerifyingKey, key_from_jwk
 from shared.errors import ServiceUnavailable
 
@@ -133,11 +136,13 @@ class JwksCache:
         try:
             keys = self._fetch()
         except _FetchFailed as exc:
+            metrics.count("JwksFetchFailures")
             self._failed_at = now
             held = "keeping the key set fetched" if self._keys else "no key set held"
             age = "" if self._fetched_at is None else f" {self._age(now):.0f} s ago"
             logger.warning("JWKS refetch failed (%s): %s%s", exc, held, age)
             return
+        metrics.count("JwksFetches")
         self._keys, self._fetched_at, self._failed_at = keys, now, None
 
     def _fetch(self) -> dict[tuple[str, str], tuple[VerifyingKey, ...]]:

@@ -19,6 +19,8 @@ PROMPT_MAX_BYTES = 24 * 1024
 
 
 class BotTriggerSettings(EnvSettings):
+    # The secret the database sends; during a rotation, the new one first,
+    # then the old, comma-separated: both are accepted (docs/runbook.md).
     webhook_secret: SecretStr = Field(validation_alias="WEBHOOK_SECRET")
     webhook_secret_header: str = Field(
         default="x-webhook-secret", validation_alias="WEBHOOK_SECRET_HEADER"
@@ -28,9 +30,15 @@ class BotTriggerSettings(EnvSettings):
     @field_validator("webhook_secret")
     @classmethod
     def _strong(cls, value: SecretStr) -> SecretStr:
-        if len(value.get_secret_value()) < 16:
-            raise ValueError("must be at least 16 characters")
+        secrets = value.get_secret_value().split(",")
+        if any(len(secret.strip()) < 16 for secret in secrets):
+            raise ValueError("must be at least 16 characters (each, when comma-separated)")
         return value
+
+    @property
+    def webhook_secrets(self) -> tuple[str, ...]:
+        """Every accepted secret, the current one first."""
+        return tuple(secret.strip() for secret in self.webhook_secret.get_secret_value().split(","))
 
     @field_validator("webhook_secret_header")
     @classmethod

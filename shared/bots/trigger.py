@@ -1,10 +1,15 @@
-"""bot-trigger's domain: from a webhook payload to one job per bot."""
+"""bot-trigger's domain: from a webhook payload to one job per bot.
+
+Counted (shared.metrics): WebhooksReceived, JobsQueued, RecordsSkipped
+(a webhook with nothing to answer), and DatabaseUnavailable when the
+delivery could not be acknowledged."""
 
 from __future__ import annotations
 
 import logging
 from typing import NamedTuple
 
+from shared import metrics
 from shared.auth.principal import SERVICE
 from shared.bots.models import BotJob, WebhookPayload
 from shared.db.port import Database
@@ -51,12 +56,15 @@ def trigger(payload: WebhookPayload, db: Database, queue: JobQueue) -> TriggerRe
     sends the webhook again. Only the insert's own webhook acknowledges: any
     other event naming the row (an UPDATE from a webhook set to all events)
     is ignored and leaves the record due."""
+    metrics.count("WebhooksReceived")
     jobs, ignored = jobs_for(payload, db)
     if jobs:
         queue.send([job.model_dump_json() for job in jobs])
+        metrics.count("JobsQueued", len(jobs))
     if payload.record is not None and _is_new_intention(payload):
         _acknowledge(db, payload.record.id)
     if ignored:
+        metrics.count("RecordsSkipped")
         return TriggerResult(ignored=ignored)
     return TriggerResult(queued=len(jobs))
 
@@ -65,6 +73,7 @@ def _acknowledge(db: Database, intention_id: str) -> None:
     try:
         db.call("ack_bot_delivery", {"_intention_id": intention_id}, SERVICE)
     except ServiceUnavailable as exc:
+        metrics.dependency_failed(exc.code)
         # The jobs are queued: the database will send the webhook again and
         # the duplicate jobs find the replies already written (one per bot).
         logger.warning(

@@ -6,28 +6,38 @@ The reply is written under an id derived from (bot, trigger), first as
 is never redone. A provider failure that retrying may fix fails the job
 (the queue retries it); on the last receive, or for a failure retrying
 cannot fix, the space gets an `error` intention instead.
+
+Counted (shared.metrics): each job's outcome (JobsAnswered, JobsRetried,
+JobsFailed, JobsSkipped, JobsAlreadyAnswered, BudgetRefusals), ReplyIdConflicts,
+the model's TimeToFirstToken and ReplyDuration (milliseconds, from asking
+it, the budget's hold included), ProviderErrors and their kind
+(ProviderRateLimited, ProviderErrors4xx, ProviderErrors5xx, ProviderTimeouts,
+ProviderStreamErrors), and DatabaseUnavailable.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ParamSpec
 
+from shared import metrics
 from shared.auth.principal import SERVICE
 from shared.bots import budget
 from shared.bots.models import BotJob
 from shared.bots.settings import PROMPT_MAX_BYTES
 from shared.db.port import Database
 from shared.errors import Conflict, NotFound, ServiceUnavailable
-from shared.llm.client import ChatMessage, ChatModel, LlmError
+from shared.llm.client import ChatMessage, ChatModel, LlmError, LlmTimeout
 
 logger = logging.getLogger(__name__)
 
 ModelFor = Callable[[str | None], ChatModel]
 """The model client to use with a bot's own key (None: the default key)."""
+P = ParamSpec("P")
 
 
 # Past this the database cuts a reply anyway (its content limit is 16 KiB):
@@ -62,6 +72,26 @@ class ReplyIdTaken(Exception):
 class Outcome:
     status: str  # answered | already answered | skipped | failed | over budget
     detail: str = ""
+
+
+OUTCOME_METRICS = {
+    "answered": "JobsAnswered",
+    "already answered": "JobsAlreadyAnswered",
+    "skipped": "JobsSkipped",
+    "failed": "JobsFailed",
+    "over budget": "BudgetRefusals",
+}
+
+
+def provider_error_metric(error: LlmError) -> str:
+    """The kind of a provider's failure, as a metric's name."""
+    if isinstance(error, LlmTimeout):
+        return "ProviderTimeouts"
+    if error.status == 429:
+        return "ProviderRateLimited"
+    if error.status is not None:
+        return f"ProviderErrors{error.status // 100}xx"
+    return "ProviderStreamErrors"  # unreachable, cut short, too large
 
 
 def _size(message: ChatMessage) -> int:
@@ -156,6 +186,29 @@ class ReplyWriter:
         self._write(message, "failed", "error")
 
 
+def _counted(answer_job: Callable[P, Outcome]) -> Callable[P, Outcome]:
+    """Counts each job's outcome; a failure the queue retries is JobsRetried,
+    or JobsFailed on the final attempt (the job then goes to the dead-letter
+    queue)."""
+
+    @functools.wraps(answer_job)
+    def counted(*args: P.args, **kwargs: P.kwargs) -> Outcome:
+        try:
+            outcome = answer_job(*args, **kwargs)
+        except Exception as exc:  # retried by the queue (RetryLater, a dependency, the unforeseen)
+            if isinstance(exc, ServiceUnavailable):
+                metrics.dependency_failed(exc.code)
+            metrics.count("JobsFailed" if kwargs.get("final_attempt") else "JobsRetried")
+            raise
+        metrics.count(OUTCOME_METRICS[outcome.status])
+        if outcome.detail == "reply_id_taken":
+            metrics.count("ReplyIdConflicts")
+        return outcome
+
+    return counted
+
+
+@_counted
 def answer(
     job: BotJob,
     db: Database,
@@ -169,7 +222,8 @@ def answer(
 ) -> Outcome:
     """Answers the job; the model's reply must be complete by `deadline`
     (time.monotonic()); its prompt weighs `prompt_bytes` at most
-    (`conversation`)."""
+    (`conversation`). Raises RetryLater or ServiceUnavailable for the queue
+    to retry it (on the final attempt, to dead-letter it)."""
     try:
         context = db.call(
             "bot_context",
@@ -242,6 +296,8 @@ def _reply(
 ) -> Outcome:
     bot = context["bot"]
     text = ""
+    asked = time.monotonic()
+    first_token = True
     try:
         model = model_for(bot.get("llm_api_key"))
         # The hold on the budget (budget.metered) is this trimmed prompt's.
@@ -249,6 +305,9 @@ def _reply(
         stream = model.stream(str(bot["model"]), prompt, deadline=deadline)
         try:
             for delta in stream:
+                if first_token:
+                    first_token = False
+                    metrics.milliseconds("TimeToFirstToken", (time.monotonic() - asked) * 1000)
                 text += delta
                 if len(text) >= MAX_REPLY_CHARS:
                     text = text[:MAX_REPLY_CHARS]
@@ -261,6 +320,8 @@ def _reply(
         if not text.strip():  # nothing to show: never a `complete`, empty message
             raise LlmError("the model's reply was empty", retryable=True)
     except LlmError as exc:
+        metrics.count("ProviderErrors")
+        metrics.count(provider_error_metric(exc))
         writer.close_failed(text)
         logger.warning("bot %s: provider error (%s), retryable=%s", job.bot_id, exc, exc.retryable)
         if exc.retryable and not final_attempt:
@@ -271,4 +332,5 @@ def _reply(
         )
         return Outcome("failed", str(exc))
     writer.complete(text)
+    metrics.milliseconds("ReplyDuration", (time.monotonic() - asked) * 1000)
     return Outcome("answered")

@@ -6,7 +6,10 @@ hand every sync callable to a worker thread (Mangum starts a fresh event loop,
 so a fresh thread, per invocation).
 
 Every app gets the same error bodies, body guard, CORS from ALLOWED_ORIGINS,
-request ids in logs and responses, and its own OpenAPI document.
+request ids in logs and responses, metrics (shared.metrics: requests by
+status class and latency, written as EMF when the invocation ends), and its
+own OpenAPI document. A function may also take EventBridge's scheduled
+events (`lambda_handler(..., scheduled=...)`), measured the same way.
 
 Under SnapStart (shared/snapstart.py) the handler primes itself at init:
 every client built, the JWKS fetched (public keys), the crypto exercised on
@@ -20,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -29,7 +33,7 @@ from fastapi.routing import APIRoute
 from mangum import Mangum
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared import container, init_gc, logs, snapstart
+from shared import container, init_gc, logs, metrics, snapstart
 from shared.http import cors, errors
 from shared.http.guard import BodyGuard
 from shared.logs import Logger, get_logger
@@ -61,8 +65,9 @@ def _sane_id(value: Any) -> bool:
 
 class RequestContext:
     """Wraps the whole app, outside Starlette's error middleware: returns the
-    request id as x-request-id and writes one access line per request, 500s
-    from unhandled errors included. Such an error was logged, with its
+    request id as x-request-id, writes one access line per request, 500s
+    from unhandled errors included, and counts it (Requests, Requests<N>xx,
+    Latency in milliseconds). Such an error was logged, with its
     traceback, by shared.http.errors; once its 500 has been sent it ends
     here (Mangum would log it again, as a second traceback). Pure ASGI:
     Starlette's BaseHTTPMiddleware costs a task and streams per request."""
@@ -77,6 +82,7 @@ class RequestContext:
             return
         request_id = logs.correlation_id() or str(uuid.uuid4())
         status, sent = 500, False
+        started = time.perf_counter()
 
         async def send_with_id(message: Message) -> None:
             nonlocal status, sent
@@ -96,6 +102,9 @@ class RequestContext:
             if not sent:
                 raise
         finally:
+            metrics.milliseconds("Latency", (time.perf_counter() - started) * 1000)
+            metrics.count("Requests")
+            metrics.count(f"Requests{status // 100}xx")
             method, path = scope["method"], scope["path"]
             self.logger.info(
                 f"{method} {path} {status}",
@@ -184,25 +193,42 @@ def prime(
     container.database()
     container.verifier()  # ES256 verification proven on a fixed test vector
     container.jwks().prefetch()
-    response = handler(priming_event(app), None)
+    with metrics.suppressed():
+        response = handler(priming_event(app), None)
     if not 400 <= int(response["statusCode"]) < 500:
         raise RuntimeError(f"priming request answered {response['statusCode']}, expected 4xx")
     return response
 
 
+def is_scheduled(event: dict[str, Any]) -> bool:
+    """An EventBridge schedule's event (a rule's `schedule` in serverless.yml)."""
+    return event.get("source") == "aws.events" and event.get("detail-type") == "Scheduled Event"
+
+
 def lambda_handler(
-    app: FastAPI, *, prime_also: Sequence[Callable[[], object]] = ()
+    app: FastAPI,
+    *,
+    prime_also: Sequence[Callable[[], object]] = (),
+    scheduled: Callable[[], dict[str, Any]] | None = None,
 ) -> LambdaHandler:
     """The Lambda entry point for an app (API Gateway HTTP API v2 events);
-    `prime_also` builds what else its requests use (SnapStart priming)."""
+    `prime_also` builds what else its requests use (SnapStart priming);
+    `scheduled` answers the function's EventBridge schedule, if it has one.
+    Each invocation's metrics are written when it ends."""
     function = app.title
     adapter = Mangum(RequestContext(app, get_logger(function)), lifespan="off")
     _adopt_current_loop()
 
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        if scheduled is not None and is_scheduled(event):
+            with (
+                logs.invocation(function, str(event.get("id") or "")),
+                metrics.collecting(function),
+            ):
+                return scheduled()
         _event_loop_for_this_thread()
         # Set before Mangum starts the request's task, which copies them.
-        with logs.invocation(function, request_id(event)):
+        with logs.invocation(function, request_id(event)), metrics.collecting(function):
             return adapter(event, context)
 
     if snapstart.enabled():

@@ -1,5 +1,7 @@
 """The one place where errors become HTTP responses:
-`{"error": {"code": "...", "message": "..."}}`, never a traceback."""
+`{"error": {"code": "...", "message": "..."}}`, never a traceback. A 503
+for a dependency (`auth_unavailable`, `database_unavailable`, ...) is also
+counted (AuthUnavailable, DatabaseUnavailable, ...: shared.metrics)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from shared import metrics
 from shared.errors import AppError, RetryAfter, Unauthorized
 
 logger = logging.getLogger("shared.http")
@@ -42,6 +45,7 @@ def response_for(exc: AppError) -> JSONResponse:
             "%s %s: %s", exc.status, exc.code, exc.message,
             extra={"error_code": exc.code, "cause": _cause(exc)},
         )  # fmt: skip
+        metrics.dependency_failed(exc.code)
     headers: dict[str, str] = {}
     extra: dict[str, Any] = {}
     if isinstance(exc, Unauthorized):

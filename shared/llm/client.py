@@ -52,6 +52,14 @@ class LlmError(Exception):
         self.retry_after = retry_after
 
 
+class LlmTimeout(LlmError):
+    """No answer in time: the reply's deadline passed, or the provider's
+    connection timed out. Always retryable."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=True)
+
+
 class ChatModel(Protocol):
     def stream(
         self, model: str, messages: Sequence[ChatMessage], *, deadline: float
@@ -285,7 +293,7 @@ class _StreamReader(threading.Thread):
         while True:
             remaining = self._deadline - time.monotonic()
             if remaining <= 0:
-                raise LlmError("no answer in time", retryable=True)
+                raise LlmTimeout("no answer in time")
             try:
                 kind, value = self._items.get(timeout=remaining)
             except queue.Empty:
@@ -307,7 +315,7 @@ class _StreamReader(threading.Thread):
             logger.warning("the provider's stream went past a cap: %s", exc)
             self._put("error", LlmError("provider stream too large", retryable=True))
         except httpx.TimeoutException:
-            self._put("error", LlmError("provider timed out", retryable=True))
+            self._put("error", LlmTimeout("provider timed out"))
         except httpx.HTTPError:
             self._put("error", LlmError("provider unreachable", retryable=True))
         except Exception:  # the caller must hear of it, not wait for the deadline
@@ -381,5 +389,5 @@ class EchoModel:
             if i and self._delay:
                 time.sleep(self._delay)
             if deadline is not None and time.monotonic() > deadline:
-                raise LlmError("no answer in time", retryable=True)
+                raise LlmTimeout("no answer in time")
             yield word if i == 0 else f" {word}"

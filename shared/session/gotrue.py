@@ -1,5 +1,8 @@
 """Refreshing a session through GoTrue (Supabase Auth)'s documented API:
-POST /auth/v1/token?grant_type=refresh_token with the apikey header."""
+POST /auth/v1/token?grant_type=refresh_token with the apikey header.
+
+Counted (shared.metrics): TokenRefreshes, TokenRefreshFailures (GoTrue down,
+slow, confused or rate-limiting) and TokenRefreshesRefused (the session had ended)."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from shared import metrics
 from shared.errors import ServiceUnavailable, TooManyRequests, Unauthorized
 
 logger = logging.getLogger(__name__)
@@ -54,6 +58,21 @@ def refresh(
     GoTrue lets the parent refresh token be reused for a short interval, so
     two tabs refreshing with the same token both get a working session: we
     send the token once and never revoke anything."""
+    try:
+        session = _refresh(http, supabase_url, anon_key, refresh_token)
+    except Unauthorized:
+        metrics.count("TokenRefreshesRefused")
+        raise
+    except (ServiceUnavailable, TooManyRequests):
+        metrics.count("TokenRefreshFailures")
+        raise
+    metrics.count("TokenRefreshes")
+    return session
+
+
+def _refresh(
+    http: httpx.Client, supabase_url: str, anon_key: str, refresh_token: str
+) -> dict[str, Any]:
     try:
         response = http.post(
             f"{supabase_url}/auth/v1/token",

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -153,10 +154,16 @@ def dev_stack() -> Iterator[DevStack]:
         stderr=subprocess.STDOUT,
         text=True,
     )
+    # Read as it comes: make dev writes a line per request (and one of
+    # metrics per invocation), and a pipe nobody reads fills up (64 KiB)
+    # and then blocks the server's next write, and with it the request.
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(server.stdout or ()), daemon=True)
+    reader.start()
     try:
         deadline, ready, state = time.time() + 90, False, STACKS / f"{port}.json"
         while time.time() < deadline and not ready:
-            assert server.poll() is None, server.stdout.read() if server.stdout else ""
+            assert server.poll() is None, "".join(lines)
             try:
                 ready = httpx.get(f"http://127.0.0.1:{port}/", timeout=1).status_code == 200
                 ready = ready and state.exists()  # published once everything serves
@@ -182,6 +189,7 @@ def dev_stack() -> Iterator[DevStack]:
         )
     finally:
         os.killpg(server.pid, signal.SIGINT)
-        output, _ = server.communicate(timeout=60)
+        server.wait(timeout=60)
+        reader.join(timeout=10)
         shutil.rmtree(root, ignore_errors=True)
-        assert server.returncode == 0, output
+        assert server.returncode == 0, "".join(lines)

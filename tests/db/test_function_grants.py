@@ -29,6 +29,7 @@ EXPECTED: dict[str, frozenset[str]] = {
     "write_bot_reply(text,text,text,text,text)": SERVICE,
     "set_bot_llm_api_key(text,text)": SERVICE,
     "ack_bot_delivery(text)": SERVICE,
+    "bot_delivery_backlog()": SERVICE,
     "reserve_bot_tokens(text,text,bigint)": SERVICE,
     "record_bot_tokens(text,text,bigint,boolean)": SERVICE,
     "mark_chat_thread_read(text,uuid)": AUTHENTICATED,

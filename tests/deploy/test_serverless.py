@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import re
 import subprocess
 import uuid
 import zipfile
@@ -514,3 +515,251 @@ def test_another_region_takes_the_extension_layer_from_a_param() -> None:
     )  # fmt: skip
     # Then every function gets that layer (the per-region table is only the fallback)
     assert json.loads(done.stdout[done.stdout.index("[") :]) == [arn]
+
+
+def _alarms(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        k: v["Properties"]
+        for k, v in template["Resources"].items()
+        if v["Type"] == "AWS::CloudWatch::Alarm"
+    }
+
+
+def _dashboard(template: dict[str, Any]) -> dict[str, Any]:
+    """The dashboard's body, with what CloudFormation fills in as <name>."""
+    source = template["Resources"]["OperationsDashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    body: dict[str, Any] = json.loads(re.sub(r"\$\{([^}]+)\}", r"<\1>", source))
+    return body
+
+
+def _single_metric(alarm: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
+    """An alarm on one metric: its namespace, name and dimensions."""
+    dimensions = {d["Name"]: d["Value"] for d in alarm["Dimensions"]}
+    return alarm["Namespace"], alarm["MetricName"], dimensions
+
+
+def test_the_runbook_names_the_stacks_outputs_and_functions(packaged: dict[str, Any]) -> None:
+    runbook = (ROOT / "docs" / "runbook.md").read_text()
+    # Each stack output its commands read (`out <Name>`) is one the stack has
+    read = set(re.findall(r"\$\(out (\w+)\)", runbook)) | {"OperationsDashboardUrl"}
+    assert {"BotDeadLetterQueueArn", "BotQueueArn"} <= read
+    assert read <= set(packaged["Outputs"]), read - set(packaged["Outputs"])
+    # The functions its log groups and commands name ($STACK-<name>) are the
+    # stack's, every one of them in the Logs Insights command
+    deployed = {
+        resource["Properties"]["FunctionName"].removeprefix("chat-functions-ci-")
+        for resource in packaged["Resources"].values()
+        if resource["Type"] == "AWS::Lambda::Function"
+    }
+    assert deployed == set(FUNCTIONS)
+    (insights,) = re.findall(r"/aws/lambda/\$STACK-\{([\w,]+)\}", runbook)
+    assert set(insights.split(",")) == deployed
+    named = set(re.findall(r"\$STACK-([a-zA-Z]+)\b", runbook))
+    assert named <= deployed, named - deployed
+
+
+def test_alarms_watch_the_pipeline_the_api_and_every_function_and_notify_the_topic(
+    packaged: dict[str, Any],
+) -> None:
+    resources = packaged["Resources"]
+    alarms = _alarms(packaged)
+    runbook = (ROOT / "docs" / "runbook.md").read_text()
+    # Every alarm notifies the one topic, in ALARM and back to OK
+    assert resources["AlarmTopic"]["Type"] == "AWS::SNS::Topic"
+    for name, alarm in alarms.items():
+        assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}], name
+        assert alarm["OKActions"] == [{"Ref": "AlarmTopic"}], name
+        assert alarm["AlarmName"].startswith("chat-functions-ci-"), name  # per stage
+        # and names its entry in the runbook
+        (anchor,) = re.findall(r"docs/runbook\.md#([a-z0-9-]+)", alarm["AlarmDescription"])
+        assert f"\n### {anchor}\n" in runbook, (name, anchor)
+
+    # The dead-letter queue not empty; the job queue's oldest job; the backlog
+    assert _single_metric(alarms["DeadLettersAlarm"]) == (
+        "AWS/SQS", "ApproximateNumberOfMessagesVisible",
+        {"QueueName": {"Fn::GetAtt": ["BotDeadLetterQueue", "QueueName"]}},
+    )  # fmt: skip
+    assert (
+        alarms["DeadLettersAlarm"]["Threshold"],
+        alarms["DeadLettersAlarm"]["ComparisonOperator"],
+    ) == (0, "GreaterThanThreshold")
+    assert _single_metric(alarms["JobQueueAgeAlarm"]) == (
+        "AWS/SQS", "ApproximateAgeOfOldestMessage",
+        {"QueueName": {"Fn::GetAtt": ["BotQueue", "QueueName"]}},
+    )  # fmt: skip
+    assert alarms["JobQueueAgeAlarm"]["Threshold"] == 300
+    backlog = alarms["UndeliveredBacklogAlarm"]
+    assert _single_metric(backlog) == (
+        "ChatFunctions",
+        "OldestUndeliveredAge",
+        {"function": "bot-trigger", "stage": "ci"},
+    )
+    # measured every minute by bot-trigger's schedule: a missing minute is a failure
+    assert (backlog["Threshold"], backlog["TreatMissingData"]) == (180, "breaching")
+    schedule = next(v["Properties"] for v in resources.values() if v["Type"] == "AWS::Events::Rule")
+    assert schedule["ScheduleExpression"] == "rate(1 minute)"
+    assert schedule["Targets"][0]["Arn"] == {"Fn::GetAtt": ["BotTriggerLambdaFunction", "Arn"]}
+
+    # The HTTP API's 5xx rate, from API Gateway's own metrics
+    http = alarms["Http5xxRateAlarm"]
+    stats = {q["Id"]: q["MetricStat"]["Metric"] for q in http["Metrics"] if "MetricStat" in q}
+    assert {k: (m["Namespace"], m["MetricName"], m["Dimensions"]) for k, m in stats.items()} == {
+        "errors": ("AWS/ApiGateway", "5xx", [{"Name": "ApiId", "Value": {"Ref": "HttpApi"}}]),
+        "requests": ("AWS/ApiGateway", "Count", [{"Name": "ApiId", "Value": {"Ref": "HttpApi"}}]),
+    }
+    assert http["Threshold"] == 5
+
+    # auth_unavailable and database_unavailable above zero for several minutes, all functions
+    for name, metric in (("AuthUnavailableAlarm", "AuthUnavailable"),
+                         ("DatabaseUnavailableAlarm", "DatabaseUnavailable")):  # fmt: skip
+        (query,) = alarms[name]["Metrics"]
+        expected = (
+            'SELECT SUM(%s) FROM SCHEMA("ChatFunctions", "function", stage) WHERE stage = \'ci\''
+        )
+        assert query["Expression"] == expected % metric
+        assert (alarms[name]["DatapointsToAlarm"], alarms[name]["Threshold"]) == (3, 0)
+
+    # Every function: error rate, throttles, and its duration near its timeout
+    functions = {
+        k: v["Properties"] for k, v in resources.items() if v["Type"] == "AWS::Lambda::Function"
+    }
+    assert len(functions) == 5
+    for logical_id, props in functions.items():
+        base = logical_id.removesuffix("LambdaFunction")
+        ref = {"Name": "FunctionName", "Value": {"Ref": logical_id}}
+        rate = alarms[f"{base}ErrorRateAlarm"]
+        assert {
+            q["MetricStat"]["Metric"]["MetricName"] for q in rate["Metrics"] if "MetricStat" in q
+        } == {"Errors", "Invocations"}
+        assert all(
+            q["MetricStat"]["Metric"]["Dimensions"] == [ref]
+            for q in rate["Metrics"]
+            if "MetricStat" in q
+        )
+        assert rate["Threshold"] == 5
+        throttles = alarms[f"{base}ThrottlesAlarm"]
+        assert (throttles["MetricName"], throttles["Dimensions"], throttles["Threshold"]) == (
+            "Throttles",
+            [ref],
+            0,
+        )
+        duration = alarms[f"{base}DurationAlarm"]
+        assert (duration["MetricName"], duration["Statistic"], duration["Dimensions"]) == (
+            "Duration",
+            "Maximum",
+            [ref],
+        )
+        assert duration["Threshold"] == props["Timeout"] * 1000 * 0.8
+    assert (
+        functions["BotWorkerLambdaFunction"]["Timeout"] * 800
+        == alarms["BotWorkerDurationAlarm"]["Threshold"]
+    )
+    # M of N minutes, as CloudWatch advises for metrics that come from Lambda's logs
+    for name in ("Http5xxRateAlarm", "TokenErrorRateAlarm"):
+        assert (alarms[name]["DatapointsToAlarm"], alarms[name]["EvaluationPeriods"]) == (3, 5)
+
+
+def test_the_functions_write_the_metrics_the_alarms_and_dashboard_read(
+    packaged: dict[str, Any],
+) -> None:
+    resources = packaged["Resources"]
+    for props in (
+        v["Properties"] for v in resources.values() if v["Type"] == "AWS::Lambda::Function"
+    ):
+        variables = props["Environment"]["Variables"]
+        assert (variables["METRICS_NAMESPACE"], variables["STAGE"]) == ("ChatFunctions", "ci")
+    # What the dashboard and the alarms read from our namespace
+    read: set[str] = set()
+    for widget in _dashboard(packaged)["widgets"]:
+        for series in widget["properties"].get("metrics", []):
+            if series[0] == "ChatFunctions":
+                read.add(series[1])
+            elif isinstance(series[0], dict):
+                read |= set(re.findall(r'MetricName="(\w+)"', series[0]["expression"]))
+    for alarm in _alarms(packaged).values():
+        if alarm.get("Namespace") == "ChatFunctions":
+            read.add(alarm["MetricName"])
+        for query in alarm.get("Metrics", []):
+            read |= set(
+                re.findall(
+                    r"SUM\((\w+)\) FROM SCHEMA\(\"ChatFunctions\"", query.get("Expression", "")
+                )
+            )
+    assert {"Requests", "Latency", "WebhooksReceived", "JobsAnswered", "TimeToFirstToken",
+            "OldestUndeliveredAge", "AuthUnavailable", "DatabaseUnavailable"} <= read  # fmt: skip
+    sources = "\n".join(
+        p.read_text() for d in ("shared", "functions") for p in (ROOT / d).rglob("*.py")
+    )
+
+    def written(name: str) -> bool:
+        if f'"{name}"' in sources:
+            return True
+        family = re.fullmatch(r"(Requests|ProviderErrors)\dxx", name)
+        if family:
+            return f'f"{family.group(1)}{{' in sources
+        unavailable = re.fullmatch(r"(\w+)Unavailable", name)
+        if unavailable:  # shared.metrics.dependency_failed: a 503's code, e.g. auth_unavailable
+            return f'"{unavailable.group(1).lower()}_unavailable"' in sources
+        return False
+
+    assert sorted(name for name in read if not written(name)) == []
+
+
+def test_the_dashboard_has_every_alarm_and_every_function(packaged: dict[str, Any]) -> None:
+    resources = packaged["Resources"]
+    dashboard = resources["OperationsDashboard"]["Properties"]
+    assert dashboard["DashboardName"] == "chat-functions-ci"
+    source = dashboard["DashboardBody"]["Fn::Sub"]
+    # Everything CloudFormation fills in names a resource of the template
+    placeholders = set(re.findall(r"\$\{([^}]+)\}", source))
+    assert {p.split(".")[0] for p in placeholders} <= set(resources) | {"AWS::Region"}
+    body = _dashboard(packaged)
+    shown = json.dumps(body)
+    alarm_widget = next(w for w in body["widgets"] if w["type"] == "alarm")
+    assert sorted(alarm_widget["properties"]["alarms"]) == sorted(
+        f"<{a}.Arn>" for a in _alarms(packaged)
+    )
+    for logical_id in (k for k, v in resources.items() if v["Type"] == "AWS::Lambda::Function"):
+        assert f'"FunctionName", "<{logical_id}>"' in shown
+    for queue in ("BotQueue", "BotDeadLetterQueue"):
+        assert f'"QueueName", "<{queue}.QueueName>"' in shown
+    # Widgets do not overlap on the page's 24 columns
+    cells: set[tuple[int, int]] = set()
+    for widget in body["widgets"]:
+        assert widget["x"] + widget["width"] <= 24
+        area = {(x, y) for x in range(widget["x"], widget["x"] + widget["width"])
+                for y in range(widget["y"], widget["y"] + widget["height"])}  # fmt: skip
+        assert not area & cells
+        cells |= area
+
+
+def test_alarm_subscription_and_thresholds_are_stage_params(packaged: dict[str, Any]) -> None:
+    # Without the param: a subscription only under a condition that is false
+    subscription = packaged["Resources"]["AlarmSubscription"]
+    assert subscription["Condition"] == "AlarmSubscribed"
+    assert packaged["Conditions"]["AlarmSubscribed"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmEndpoint"}, ""]}]
+    }
+    assert subscription["Properties"]["Endpoint"] == {"Ref": "AlarmEndpoint"}
+    assert packaged["Parameters"]["AlarmEndpoint"]["Default"] == ""
+
+    def resolved(path: str, *params: str) -> Any:
+        done = sls("print", "--stage", "ci", *params, "--path", path, "--format", "json")
+        text = done.stdout
+        return json.loads(text[min(i for i in (text.find("{"), text.find("[")) if i >= 0) :])
+
+    assert resolved("provider.stackParameters")[0] == {
+        "ParameterKey": "AlarmEndpoint",
+        "ParameterValue": "",
+    }
+    # With it: the address goes to the stack as a parameter at deploy, not into the template
+    address = "--param=alarmEndpoint=oncall@example.com"
+    assert (
+        resolved("provider.stackParameters", address)[0]["ParameterValue"] == "oncall@example.com"
+    )
+    assert "example.com" not in json.dumps(packaged)
+    # And every threshold is a stage param
+    monitoring = resolved("custom.monitoring", "--param=alarmErrorRatePercent=10",
+                          "--param=alarmBacklogAgeSeconds=600", "--param=alarmDatapoints=2")  # fmt: skip
+    assert (int(monitoring["errorRatePercent"]), int(monitoring["backlogAgeSeconds"]),
+            int(monitoring["datapoints"])) == (10, 600, 2)  # fmt: skip
