@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
-from shared.llm.client import ChatMessage, LlmError, OpenAICompatible
+from shared.llm.client import ChatMessage, LlmError, LlmTimeout, OpenAICompatible
 
 pytestmark = pytest.mark.unit
 
@@ -64,6 +64,8 @@ def test_the_deadline_holds_whatever_the_socket_does(provider: str) -> None:
         with pytest.raises(LlmError) as failed:
             list(stream)
         took = time.monotonic() - started
+    # The deadline, as the caller's wait or as the reader's read timeout
+    # (set to the same instant: under load either may fire first)
+    assert isinstance(failed.value, LlmTimeout)
     assert failed.value.retryable
-    assert str(failed.value) == "no answer in time"
     assert 1.0 <= took < 1.5, took
